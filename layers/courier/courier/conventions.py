@@ -1,0 +1,88 @@
+"""Names and formats shared by submit, monitor and notify: deterministic workflow ids, the Batch
+script prefix that carries a workflow id, Cromwell's task-id tag, and Courier's labels."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+# Fixed namespace for uuid5 workflow ids derived from uploads. Never change it: it makes ids stable.
+WORKFLOW_ID_NAMESPACE = uuid.UUID("6f0c3c1e-2b6a-5d1e-9a57-3c0d2f1b7a41")
+
+#: Receipt written beside each inputs file.
+RECEIPT_SUFFIX = ".receipt.json"
+
+#: Labels Courier adds to every run it submits.
+LABEL_RUN_FOLDER = "courier-run-folder"
+LABEL_INPUTS_KEY = "courier-inputs-key"
+LABEL_SOURCE_BUCKET = "courier-bucket"
+LABEL_PROJECT = "project"
+LABEL_SLACK_CHANNEL = "courier-slack-channel"
+
+#: Workflow options Courier reads from options.json and strips before submission.
+OPTION_MAIN_WDL = "courier_main_wdl"
+OPTION_SLACK_CHANNEL = "courier_slack_channel"
+OPTION_PROJECT = "courier_project"
+
+#: Cromwell 91+ option that sets the S3 prefix of every Batch job's script.
+OPTION_SCRIPT_PREFIX = "aws_batch_script_bucket_prefix"
+OPTION_CALLBACK_URI = "workflow_callback_uri"
+
+_SCRIPT_PREFIX = "scripts/courier-{workflow_id}/"
+_SCRIPT_URL_RE = re.compile(
+    r"/scripts/courier-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/"
+)
+_TASK_ID_RE = re.compile(r"^(?P<call>.+)-(?:None|Some_(?P<shard>\d+)_)-(?P<attempt>\d+)$")
+
+
+def requested_workflow_id(bucket: str, key: str, version_id: str | None, sequencer: str | None) -> str:
+    """The Cromwell workflow id of one upload of an inputs file.
+
+    The same upload (redelivered any number of times) gives the same id; a re-upload of the same
+    key gives a new object version (or a new `sequencer` in an unversioned bucket), hence a new id.
+    """
+    marker = f"v={version_id}" if version_id and version_id != "null" else f"s={sequencer or ''}"
+    return str(uuid.uuid5(WORKFLOW_ID_NAMESPACE, f"s3://{bucket}/{key}#{marker}"))
+
+
+def script_prefix(workflow_id: str) -> str:
+    """Value of `aws_batch_script_bucket_prefix` that names the workflow in each job's script URL."""
+    return _SCRIPT_PREFIX.format(workflow_id=workflow_id)
+
+
+def workflow_id_from_script_url(url: str) -> str | None:
+    """Read the workflow id back from a job's `BATCH_FILE_S3_URL`, if submit set the prefix."""
+    match = _SCRIPT_URL_RE.search(url)
+    return match.group("id") if match else None
+
+
+def receipt_key(inputs_key: str) -> str:
+    return inputs_key + RECEIPT_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """A Cromwell call attempt: `wf.task`, shard (-1 when not scattered), attempt (1-based)."""
+
+    call: str
+    shard: int
+    attempt: int
+
+
+def parse_task_id(tag: str) -> TaskRef | None:
+    """Parse Cromwell's `cromwell-task-id` tag: `wf.task-None-1`, `wf.task-Some_3_-2`."""
+    match = _TASK_ID_RE.match(tag.strip())
+    if not match:
+        return None
+    shard = match.group("shard")
+    return TaskRef(
+        call=match.group("call"),
+        shard=int(shard) if shard is not None else -1,
+        attempt=int(match.group("attempt")),
+    )
+
+
+def job_name_for_call(call: str) -> str:
+    """The AWS Batch job name Cromwell gives a call (`wf.task` -> `wf_task`)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", call)[:128]

@@ -1,0 +1,5 @@
+"""The run ledger (DynamoDB): runs, tasks and the outbox of notification events."""
+
+from courier.ledger.runs import ActiveRun, RunLedger, RunRecord
+
+__all__ = ["ActiveRun", "RunLedger", "RunRecord"]

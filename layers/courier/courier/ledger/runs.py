@@ -1,0 +1,371 @@
+"""Run items and their outbox events. Every write is conditional or idempotent, so redelivered
+events and retried invocations never move a run backwards nor notify twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from courier.ledger import schema as s
+from courier.ledger._codec import from_item, serialize, to_item
+from courier.models import NotificationKind, RunStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What submit knows of a run when it records it."""
+
+    workflow_id: str
+    workflow_name: str
+    source_bucket: str
+    inputs_key: str
+    run_folder: str
+    requester: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    main_wdl: str | None = None
+    receipt_key: str | None = None
+    routing: Mapping[str, str] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRun:
+    workflow_id: str
+    status: str
+    workflow_name: str | None
+    submitted_at: str | None
+
+
+def _conditional_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _cancelled_by_condition(exc: ClientError) -> list[bool]:
+    """For a cancelled transaction: which of its items failed their condition."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        raise exc
+    reasons = exc.response.get("CancellationReasons") or []
+    if not reasons:  # some emulators omit the reasons; treat as a condition failure on the first item
+        return [True]
+    if any(r.get("Code") not in ("None", "ConditionalCheckFailed", None) for r in reasons):
+        raise exc
+    return [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
+
+
+class RunLedger:
+    """Adapter over the ledger table for run items and outbox events."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        *,
+        retention_days: int = 90,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.table_name = table_name
+        self.client = client
+        self.retention = timedelta(days=retention_days)
+        self.clock = clock
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_run(self, workflow_id: str) -> dict[str, Any] | None:
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return from_item(item) if item else None
+
+    def get_event(self, workflow_id: str, event_sk: str) -> dict[str, Any] | None:
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: event_sk}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return from_item(item) if item else None
+
+    def list_active(self, page_size: int = 500) -> Iterator[ActiveRun]:
+        """Runs not finished yet, oldest first, from the sparse `active` index."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": s.ACTIVE_INDEX,
+            "KeyConditionExpression": "#a = :a",
+            "ExpressionAttributeNames": {"#a": s.ACTIVE_PK},
+            "ExpressionAttributeValues": {":a": serialize(s.ACTIVE_PARTITION)},
+            "Limit": page_size,
+        }
+        while True:
+            resp = self.client.query(**kwargs)
+            for raw in resp.get("Items", []):
+                item = from_item(raw)
+                yield ActiveRun(
+                    workflow_id=item["workflow_id"],
+                    status=item.get("status", RunStatus.SUBMITTED),
+                    workflow_name=item.get("workflow_name"),
+                    submitted_at=item.get("submitted_at"),
+                )
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _run_item(self, run: RunRecord, status: RunStatus, now: datetime) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            s.PK: s.run_pk(run.workflow_id),
+            s.SK: s.RUN_SK,
+            s.TYPE: s.ITEM_RUN,
+            "workflow_id": run.workflow_id,
+            "workflow_name": run.workflow_name,
+            "status": status.value,
+            "status_rank": status.rank,
+            "origin": "dropped",
+            "source_bucket": run.source_bucket,
+            "inputs_key": run.inputs_key,
+            "run_folder": run.run_folder,
+            "requester": run.requester,
+            "labels": dict(run.labels) or None,
+            "routing": dict(run.routing) or None,
+            "main_wdl": run.main_wdl,
+            "receipt_key": run.receipt_key,
+            "submitted_at": iso(now),
+            "updated_at": iso(now),
+        }
+        if status.terminal:
+            item["ended_at"] = iso(now)
+            item[s.TTL_ATTR] = int((now + self.retention).timestamp())
+        else:
+            item[s.ACTIVE_PK] = s.ACTIVE_PARTITION
+            item[s.ACTIVE_SK] = f"{iso(now)}#{run.workflow_id}"
+        return item
+
+    def _event_item(
+        self,
+        workflow_id: str,
+        kind: NotificationKind,
+        discriminator: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            s.PK: s.run_pk(workflow_id),
+            s.SK: s.event_sk(kind.value, discriminator),
+            s.TYPE: s.ITEM_EVENT,
+            "kind": kind.value,
+            "workflow_id": workflow_id,
+            "created_at": iso(now),
+            "payload": dict(payload),
+            s.TTL_ATTR: int((now + self.retention).timestamp()),
+        }
+
+    def _transact(self, *items: dict[str, Any]) -> None:
+        self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+
+    def _put_if_absent(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": to_item(item),
+                "ConditionExpression": "attribute_not_exists(#pk)",
+                "ExpressionAttributeNames": {"#pk": s.PK},
+            }
+        }
+
+    def record_submitted(self, run: RunRecord) -> bool:
+        """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
+
+        Returns False when the run was recorded already. When the monitor adopted the run first
+        (its Batch jobs started before this write, e.g. after a crash between Cromwell's 201 and
+        here), the source fields are filled in without touching its status or counts.
+        """
+        now = self.clock()
+        event = self._event_item(run.workflow_id, NotificationKind.SUBMITTED, "", {}, now)
+        try:
+            self._transact(
+                self._put_if_absent(self._run_item(run, RunStatus.SUBMITTED, now)),
+                self._put_if_absent(event),
+            )
+            return True
+        except ClientError as exc:
+            _cancelled_by_condition(exc)
+        self._fill_source(run, now)
+        return False
+
+    def _fill_source(self, run: RunRecord, now: datetime) -> None:
+        fields = {
+            "workflow_name": run.workflow_name,
+            "source_bucket": run.source_bucket,
+            "inputs_key": run.inputs_key,
+            "run_folder": run.run_folder,
+            "requester": run.requester,
+            "labels": dict(run.labels) or None,
+            "routing": dict(run.routing) or None,
+            "main_wdl": run.main_wdl,
+            "receipt_key": run.receipt_key,
+            "submitted_at": iso(now),
+        }
+        present = {k: v for k, v in fields.items() if v is not None}
+        names = {f"#f{i}": k for i, k in enumerate(present)}
+        values = {f":v{i}": serialize(v) for i, v in enumerate(present.values())}
+        sets = ", ".join(f"#f{i} = if_not_exists(#f{i}, :v{i})" for i in range(len(present)))
+        names["#o"] = "origin"
+        values[":o"] = serialize("dropped")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=to_item({s.PK: s.run_pk(run.workflow_id), s.SK: s.RUN_SK}),
+                UpdateExpression=f"SET {sets}, #o = :o",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={**names, "#pk": s.PK},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise
+
+    def record_rejected(self, run: RunRecord) -> bool:
+        """Record a refused run (status Rejected, its reasons) and its REJECTED outbox event."""
+        now = self.clock()
+        item = self._run_item(run, RunStatus.REJECTED, now)
+        item["reasons"] = list(run.reasons)
+        event = self._event_item(
+            run.workflow_id, NotificationKind.REJECTED, "", {"reasons": list(run.reasons)}, now
+        )
+        try:
+            self._transact(self._put_if_absent(item), self._put_if_absent(event))
+            return True
+        except ClientError as exc:
+            _cancelled_by_condition(exc)
+            return False
+
+    def advance_status(self, workflow_id: str, status: RunStatus, at: datetime | None = None) -> bool:
+        """Move a run to a later non-terminal status (Running, Aborting). Never backwards."""
+        if status.terminal:
+            raise ValueError("use finish() for terminal statuses")
+        now = at or self.clock()
+        extra = ", started_at = if_not_exists(started_at, :now)" if status is RunStatus.RUNNING else ""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                UpdateExpression=f"SET #st = :st, status_rank = :r, updated_at = :now{extra}",
+                ConditionExpression="attribute_exists(#pk) AND status_rank < :r",
+                ExpressionAttributeNames={"#st": "status", "#pk": s.PK},
+                ExpressionAttributeValues={
+                    ":st": serialize(status.value),
+                    ":r": serialize(status.rank),
+                    ":now": serialize(iso(now)),
+                },
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failure(exc):
+                return False
+            raise
+
+    def finish(
+        self,
+        workflow_id: str,
+        status: RunStatus,
+        *,
+        report: Mapping[str, Any] | None = None,
+        ended_at: datetime | None = None,
+        source: str = "",
+    ) -> bool:
+        """Write the terminal status exactly once, with the report data, and its ENDED event.
+
+        Any of the three end paths (callback, reconciler, last Batch event) may call this; only
+        the first succeeds, the others get False.
+        """
+        if not status.terminal:
+            raise ValueError(f"{status} is not terminal")
+        now = self.clock()
+        end = ended_at or now
+        values: dict[str, Any] = {
+            ":st": serialize(status.value),
+            ":r": serialize(status.rank),
+            ":now": serialize(iso(now)),
+            ":end": serialize(iso(end)),
+            ":ttl": serialize(int((now + self.retention).timestamp())),
+            ":wf": serialize(workflow_id),
+            ":run": serialize(s.ITEM_RUN),
+            ":by": serialize(source or "unknown"),
+        }
+        sets = [
+            "#st = :st",
+            "status_rank = :r",
+            "updated_at = :now",
+            "ended_at = :end",
+            f"{s.TTL_ATTR} = :ttl",
+            "workflow_id = :wf",
+            "#type = :run",
+            "ended_by = :by",
+        ]
+        names = {"#st": "status", "#type": s.TYPE}
+        for i, (key, value) in enumerate((report or {}).items()):
+            names[f"#rep{i}"] = key
+            values[f":rep{i}"] = serialize(value)
+            sets.append(f"#rep{i} = :rep{i}")
+        payload = {"status": status.value, "source": source}
+        try:
+            self._transact(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                        "UpdateExpression": "SET "
+                        + ", ".join(sets)
+                        + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
+                        "ConditionExpression": "attribute_not_exists(status_rank) OR status_rank < :r",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                self._put_if_absent(self._event_item(workflow_id, NotificationKind.ENDED, "", payload, now)),
+            )
+            return True
+        except ClientError as exc:
+            _cancelled_by_condition(exc)
+            return False
+
+    def put_event(
+        self,
+        workflow_id: str,
+        kind: NotificationKind,
+        payload: Mapping[str, Any],
+        discriminator: str = "",
+    ) -> bool:
+        """Add an outbox event once (alerts: early failure, stuck, queue blocked)."""
+        item = self._event_item(workflow_id, kind, discriminator, payload, self.clock())
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item(item),
+                ConditionExpression="attribute_not_exists(#pk)",
+                ExpressionAttributeNames={"#pk": s.PK},
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failure(exc):
+                return False
+            raise

@@ -1,0 +1,52 @@
+"""Key layout of the run ledger: one DynamoDB table for runs, tasks and outbox events.
+
+See docs/ledger.md for the design and the access patterns.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PK: Final = "pk"
+SK: Final = "sk"
+TYPE: Final = "type"
+TTL_ATTR: Final = "expires_at"
+
+#: Sparse index of the runs that are not finished yet.
+ACTIVE_INDEX: Final = "active"
+ACTIVE_PK: Final = "active_pk"
+ACTIVE_SK: Final = "active_sk"
+ACTIVE_PARTITION: Final = "ACTIVE"
+
+RUN_SK: Final = "RUN"
+TASK_SK_PREFIX: Final = "TASK#"
+EVENT_SK_PREFIX: Final = "EVENT#"
+UNATTRIBUTED_PK: Final = "UNATTRIBUTED"
+
+ITEM_RUN: Final = "run"
+ITEM_TASK: Final = "task"
+ITEM_EVENT: Final = "event"
+ITEM_UNATTRIBUTED: Final = "unattributed"
+
+#: Task counts are flat attributes `tasks_<STATUS>` on the run item (ADD works on absent ones).
+TASK_COUNT_PREFIX: Final = "tasks_"
+
+
+def run_pk(workflow_id: str) -> str:
+    return f"RUN#{workflow_id}"
+
+
+def task_sk(job_id: str) -> str:
+    return f"{TASK_SK_PREFIX}{job_id}"
+
+
+def event_sk(kind: str, discriminator: str = "") -> str:
+    return f"{EVENT_SK_PREFIX}{kind}" + (f"#{discriminator}" if discriminator else "")
+
+
+def unattributed_sk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def count_attr(status: str) -> str:
+    return f"{TASK_COUNT_PREFIX}{status}"

@@ -1,0 +1,96 @@
+"""Domain vocabulary shared by the three functions: run and task statuses and their order."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """Cromwell's workflow states, plus Courier's `Rejected` (refused before reaching Cromwell)."""
+
+    ON_HOLD = "On Hold"
+    SUBMITTED = "Submitted"
+    RUNNING = "Running"
+    ABORTING = "Aborting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+    REJECTED = "Rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_RUN_STATUSES
+
+    @property
+    def rank(self) -> int:
+        """Position in the life of a run; a status never moves to a lower rank."""
+        return _RUN_RANK[self]
+
+
+TERMINAL_RUN_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ABORTED, RunStatus.REJECTED}
+)
+_RUN_RANK = {
+    RunStatus.ON_HOLD: 1,
+    RunStatus.SUBMITTED: 2,
+    RunStatus.RUNNING: 3,
+    RunStatus.ABORTING: 4,
+    RunStatus.SUCCEEDED: 9,
+    RunStatus.FAILED: 9,
+    RunStatus.ABORTED: 9,
+    RunStatus.REJECTED: 9,
+}
+
+
+class TaskStatus(StrEnum):
+    """AWS Batch job statuses."""
+
+    SUBMITTED = "SUBMITTED"
+    PENDING = "PENDING"
+    RUNNABLE = "RUNNABLE"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+_TASK_RANK = {
+    TaskStatus.SUBMITTED: 1,
+    TaskStatus.PENDING: 2,
+    TaskStatus.RUNNABLE: 3,
+    TaskStatus.STARTING: 4,
+    TaskStatus.RUNNING: 5,
+    TaskStatus.SUCCEEDED: 8,
+    TaskStatus.FAILED: 9,
+}
+
+#: Terminal task states sort above any number of Batch-level retries.
+TERMINAL_TASK_ORDER = 1_000_000
+
+
+def task_order(status: TaskStatus, batch_attempts: int) -> int:
+    """Total order of the events of one Batch job.
+
+    A Batch-level retry keeps the jobId and moves RUNNING back to RUNNABLE, but the event then
+    lists one more finished attempt in `detail.attempts`; ordering by (attempts, status) lets that
+    legitimate step back through while a late, duplicated or reordered event never moves a task
+    backwards. SUCCEEDED and FAILED are final: nothing orders above them.
+    """
+    if status.terminal:
+        return TERMINAL_TASK_ORDER + _TASK_RANK[status]
+    return batch_attempts * 10 + _TASK_RANK[status]
+
+
+class NotificationKind(StrEnum):
+    """Kinds of ledger outbox events the notify function turns into messages."""
+
+    REJECTED = "REJECTED"
+    SUBMITTED = "SUBMITTED"
+    EARLY_FAILURE = "EARLY_FAILURE"
+    STUCK = "STUCK"
+    QUEUE_BLOCKED = "QUEUE_BLOCKED"
+    ENDED = "ENDED"
