@@ -70,8 +70,11 @@ class WorkflowIdInUse(CromwellBadRequest):
 class RunRejected(CourierError):
     """A dropped run failed validation. `reasons` are specific, user-facing sentences."""
 
-    def __init__(self, reasons: Sequence[str]) -> None:
+    def __init__(self, reasons: Sequence[str], *, missing_files: Sequence[str] = ()) -> None:
         self.reasons = list(reasons)
+        #: Files the run needs that are not in the folder (yet): no WDL at all, an import not
+        #: found. Submit waits a bounded time for these before it refuses the run.
+        self.missing_files = list(missing_files)
         super().__init__("run refused: " + " | ".join(self.reasons))
 
 

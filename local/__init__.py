@@ -1,0 +1,1 @@
+"""Local tools for developing and testing Cromwell Courier. Nothing here is deployed."""
