@@ -27,6 +27,15 @@ class ObjectMissing(CourierError):
         super().__init__(f"s3://{bucket}/{key} does not exist")
 
 
+class AccessDenied(CourierError):
+    def __init__(self, bucket: str, key: str) -> None:
+        self.bucket, self.key = bucket, key
+        super().__init__(
+            f"access to s3://{bucket}/{key} is denied (is the bucket among the data buckets "
+            "Courier may read?)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class FolderListing:
     """The objects directly inside a folder (not in its sub-folders' receipts), by relative path."""
@@ -90,8 +99,10 @@ class ObjectStore:
             self.client.head_object(Bucket=bucket, Key=key)
             return True
         except ClientError as exc:
-            if _missing(exc) or exc.response.get("Error", {}).get("Code") == "403":
+            if _missing(exc):
                 return False
+            if str(exc.response.get("Error", {}).get("Code")) in ("403", "AccessDenied", "Forbidden"):
+                raise AccessDenied(bucket, key) from exc
             raise
 
     def put_json(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:

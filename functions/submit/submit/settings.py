@@ -1,0 +1,32 @@
+"""Environment of the submit function, validated once at cold start."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from courier.settings import BaseSettings
+
+
+class SubmitSettings(BaseSettings):
+    cromwell_url: str = Field(
+        alias="CROMWELL_URL", pattern=r"^https?://[^\s/]+", description="Cromwell base URL"
+    )
+    cromwell_ca_bundle: str = Field(
+        default="",
+        alias="CROMWELL_CA_BUNDLE",
+        pattern=r"^$|^(ssm:/|secretsmanager:).+",
+        description="reference to the PEM of Cromwell's certificate: ssm:/path or secretsmanager:<id>",
+    )
+    check_s3_inputs: bool = Field(default=True, alias="CHECK_S3_INPUTS")
+    max_s3_checks: int = Field(default=200, alias="MAX_S3_CHECKS", ge=0, le=5000)
+    wdl_wait_seconds: float = Field(default=60, alias="WDL_WAIT_SECONDS", ge=0, le=600)
+    poll_seconds: float = Field(default=5, alias="WDL_POLL_SECONDS", gt=0, le=60)
+    max_file_bytes: int = Field(default=1_048_576, alias="MAX_FILE_BYTES", ge=1024, le=50 * 1_048_576)
+    callback_url: str = Field(default="", alias="CALLBACK_URL", pattern=r"^$|^https?://")
+    callback_token_secret: str = Field(default="", alias="CALLBACK_TOKEN_SECRET")
+    cromwell_max_attempts: int = Field(default=4, alias="CROMWELL_MAX_ATTEMPTS", ge=1, le=10)
+
+    @field_validator("cromwell_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
