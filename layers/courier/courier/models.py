@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -94,3 +96,20 @@ class NotificationKind(StrEnum):
     STUCK = "STUCK"
     QUEUE_BLOCKED = "QUEUE_BLOCKED"
     ENDED = "ENDED"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """What submit knows of a run when it records it."""
+
+    workflow_id: str
+    workflow_name: str
+    source_bucket: str
+    inputs_key: str
+    run_folder: str
+    requester: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    main_wdl: str | None = None
+    receipt_key: str | None = None
+    routing: Mapping[str, str] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()

@@ -1,5 +1,6 @@
 """The run ledger (DynamoDB): runs, tasks and the outbox of notification events."""
 
-from courier.ledger.runs import ActiveRun, RunLedger, RunRecord
+from courier.ledger.runs import ActiveRun, RunLedger
+from courier.models import RunRecord
 
 __all__ = ["ActiveRun", "RunLedger", "RunRecord"]

@@ -4,7 +4,7 @@ events and retried invocations never move a run backwards nor notify twice."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
 from courier.ledger._codec import from_item, serialize, to_item
-from courier.models import NotificationKind, RunStatus
+from courier.models import NotificationKind, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -24,23 +24,6 @@ def utcnow() -> datetime:
 
 def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """What submit knows of a run when it records it."""
-
-    workflow_id: str
-    workflow_name: str
-    source_bucket: str
-    inputs_key: str
-    run_folder: str
-    requester: str | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    main_wdl: str | None = None
-    receipt_key: str | None = None
-    routing: Mapping[str, str] = field(default_factory=dict)
-    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

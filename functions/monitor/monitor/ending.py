@@ -1,0 +1,182 @@
+"""The end of a run. Three paths may arrive first, in any order, any number of times:
+
+1. Cromwell's completion callback (`monitor.callback`),
+2. the reconciler's /query sweep (`monitor.sweep`),
+3. a terminal Batch event after which the run's counts show no unfinished task: one `/status`.
+
+Each goes through `Ender.end`, which reads the run once, gathers the report data from Cromwell
+with filtered requests only (`/outputs`, `/metadata/failed-jobs`, `/metadata` with
+includeKey/excludeKey) and writes the terminal status with `RunLedger.finish`, whose condition
+(`status_rank < 9`) lets exactly one writer through and inserts the ENDED outbox event with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from courier.errors import CromwellError, CromwellNotFound, CromwellUnavailable
+from courier.ledger.runs import RunLedger
+from courier.ledger.tasks import RunCounts, TaskLedger
+from courier.models import RunStatus
+from courier.observability import logger
+from monitor.ports import Cromwell
+from monitor.report import (
+    ReportLimits,
+    bound_failures,
+    bound_outputs,
+    bound_workflow_failures,
+    iter_failed_calls,
+)
+
+
+class EndSource(StrEnum):
+    CALLBACK = "callback"
+    RECONCILER = "reconciler"
+    BATCH_EVENT = "batch-event"
+
+
+class EndOutcome(StrEnum):
+    ENDED = "ended"
+    ALREADY_ENDED = "already-ended"
+    UNTRACKED = "untracked"
+    STILL_RUNNING = "still-running"
+    NOT_VISIBLE = "not-visible"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackData:
+    """What Cromwell's callback body carried (already validated)."""
+
+    outputs: Mapping[str, Any]
+    failures: Sequence[Any]
+
+
+class Ender:
+    def __init__(
+        self,
+        runs: RunLedger,
+        tasks: TaskLedger,
+        cromwell: Cromwell,
+        *,
+        track_all_workflows: bool,
+        limits: ReportLimits | None = None,
+    ) -> None:
+        self.runs = runs
+        self.tasks = tasks
+        self.cromwell = cromwell
+        self.track_all = track_all_workflows
+        self.limits = limits or ReportLimits()
+        self.cromwell_calls = 0
+
+    def end(
+        self,
+        workflow_id: str,
+        status: RunStatus,
+        *,
+        source: EndSource,
+        callback: CallbackData | None = None,
+        known: RunCounts | None = None,
+        ended_at: datetime | None = None,
+    ) -> EndOutcome:
+        """Write the terminal status once. Raises CromwellUnavailable only when the report data
+        could not be read and no callback body can stand in (the caller tries again later)."""
+        if not status.terminal:
+            raise ValueError(f"{status} is not terminal")
+        counts = known or self.tasks.run_counts(workflow_id)
+        if counts.exists and counts.status_rank >= RunStatus.SUCCEEDED.rank:
+            return EndOutcome.ALREADY_ENDED
+        if not counts.exists and not self.track_all:
+            return EndOutcome.UNTRACKED
+        report = self.report(workflow_id, status, callback)
+        if self.runs.finish(workflow_id, status, report=report, ended_at=ended_at, source=source.value):
+            logger.info(
+                "run ended", extra={"workflow_id": workflow_id, "status": status.value, "by": source.value}
+            )
+            return EndOutcome.ENDED
+        return EndOutcome.ALREADY_ENDED
+
+    def check_after_tasks(self, workflow_ids: Iterable[str]) -> dict[str, EndOutcome]:
+        """Path 3: for runs whose counts show no unfinished task, one `/status` each."""
+        outcomes: dict[str, EndOutcome] = {}
+        for workflow_id in dict.fromkeys(workflow_ids):
+            counts = self.tasks.run_counts(workflow_id)
+            if not counts.exists or counts.status_rank >= RunStatus.SUCCEEDED.rank:
+                continue
+            if counts.unfinished_tasks > 0:
+                continue
+            outcomes[workflow_id] = self._check_status(workflow_id, counts)
+        return outcomes
+
+    def _check_status(self, workflow_id: str, counts: RunCounts) -> EndOutcome:
+        try:
+            self.cromwell_calls += 1
+            raw = self.cromwell.status(workflow_id)
+        except CromwellNotFound:
+            return EndOutcome.NOT_VISIBLE  # an early 404 means still Submitted
+        except CromwellUnavailable as exc:
+            logger.warning("Cromwell unavailable; the reconciler will check", extra={"error": str(exc)})
+            return EndOutcome.UNAVAILABLE
+        try:
+            status = RunStatus(raw)
+        except ValueError:
+            logger.warning("unknown workflow status from Cromwell", extra={"status": raw})
+            return EndOutcome.STILL_RUNNING
+        if not status.terminal:
+            if status is RunStatus.ABORTING and counts.status_rank < status.rank:
+                self.runs.advance_status(workflow_id, status)
+            return EndOutcome.STILL_RUNNING
+        try:
+            return self.end(workflow_id, status, source=EndSource.BATCH_EVENT, known=counts)
+        except CromwellUnavailable as exc:
+            logger.warning(
+                "Cromwell unavailable for the report; the reconciler will end the run",
+                extra={"error": str(exc)},
+            )
+            return EndOutcome.UNAVAILABLE
+
+    # -- report --------------------------------------------------------------------------------
+
+    def report(self, workflow_id: str, status: RunStatus, callback: CallbackData | None) -> dict[str, Any]:
+        report: dict[str, Any] = {}
+        problems: list[str] = []
+        if status is RunStatus.SUCCEEDED:
+            outputs: Mapping[str, Any] | None = callback.outputs if callback is not None else None
+            if outputs is None:
+                outputs = self._ask(lambda: self.cromwell.outputs(workflow_id), problems, callback)
+            report.update(bound_outputs(outputs or {}, self.limits))
+        elif status is RunStatus.FAILED:
+            failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, callback)
+            report.update(bound_failures(list(iter_failed_calls(failed or {})), self.limits))
+            if callback is not None:
+                top: Any = list(callback.failures)
+            else:
+                root = self._ask(
+                    lambda: self.cromwell.metadata(
+                        workflow_id, include_keys=["failures"], exclude_keys=["calls"]
+                    ),
+                    problems,
+                    callback,
+                )
+                top = (root or {}).get("failures")
+            report["workflow_failures"] = bound_workflow_failures(top, self.limits)
+        if problems:
+            report["report_problems"] = problems
+        return report
+
+    def _ask(self, call: Any, problems: list[str], callback: CallbackData | None) -> Mapping[str, Any] | None:
+        try:
+            self.cromwell_calls += 1
+            answer: Mapping[str, Any] = call()
+            return answer
+        except CromwellUnavailable as exc:
+            if callback is None:
+                raise
+            problems.append(f"Cromwell unavailable: {exc.message}"[:500])
+        except CromwellError as exc:
+            problems.append(f"Cromwell refused: {exc.message}"[:500])
+        return None

@@ -1,0 +1,43 @@
+"""ReconcilerFunction (scheduled): one sweep of `monitor.sweep.Reconciler` per invocation."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from courier import clients
+from courier.observability import logger, metrics, tracer
+from courier.settings import load_settings
+from monitor.adapters import reconciler
+from monitor.settings import ReconcilerSettings
+from monitor.sweep import Reconciler
+
+SETTINGS = load_settings(ReconcilerSettings)
+
+
+@cache
+def default_service() -> Reconciler:
+    cromwell = clients.cromwell(
+        SETTINGS.cromwell_url, SETTINGS.cromwell_ca_bundle, max_attempts=SETTINGS.cromwell_max_attempts
+    )
+    return reconciler(SETTINGS, clients.dynamodb(), cromwell)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, service: Reconciler | None = None
+) -> dict[str, Any]:
+    service = service or default_service()
+    report = service.sweep().as_dict()
+    for key in ("active", "ended", "advanced", "stuck_alerts", "attributed", "still_unattributed", "adopted"):
+        metrics.add_metric(name=f"Reconcile_{key}", unit=MetricUnit.Count, value=report[key])
+    metrics.add_metric(name="Reconcile_cromwell_calls", unit=MetricUnit.Count, value=report["cromwell_calls"])
+    if report["errors"]:
+        logger.warning("sweep finished with errors", extra={"errors": report["errors"]})
+    logger.info("sweep finished", extra={"report": report, "trigger": event.get("id")})
+    return report

@@ -1,0 +1,148 @@
+"""What a run's report needs, taken from Cromwell's filtered answers and bounded in size.
+
+The run item stores at most `max_failures` failed jobs and `max_outputs` outputs, each clipped,
+under a byte budget, with the full counts beside them; a DynamoDB item must stay under 400 KB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+TRUNCATION_MARK: Final = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    max_failures: int = 50
+    max_outputs: int = 500
+    max_message_chars: int = 1_000
+    max_value_chars: int = 1_024
+    failures_budget_bytes: int = 80_000
+    outputs_budget_bytes: int = 150_000
+    max_workflow_failures: int = 10
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + TRUNCATION_MARK
+
+
+def failure_messages(failures: Any, limit: int = 20) -> list[str]:
+    """Cromwell's `failures` tree ({message, causedBy[]}) flattened depth first."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(node, Mapping):
+            message = node.get("message")
+            if isinstance(message, str) and message and message not in out:
+                out.append(message)
+            walk(node.get("causedBy"))
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, str) and node and node not in out:
+            out.append(node)
+
+    walk(failures)
+    return out
+
+
+def iter_failed_calls(metadata: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Failed call entries of `/metadata/failed-jobs`, sub-workflows included (depth first)."""
+    calls = metadata.get("calls")
+    if not isinstance(calls, Mapping):
+        return
+    for fqn, entries in calls.items():
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                continue
+            nested = entry.get("subWorkflowMetadata")
+            if isinstance(nested, Mapping):
+                yield from iter_failed_calls(nested)
+                continue
+            yield {
+                "call": str(fqn),
+                "workflow_id": metadata.get("id"),
+                "shard": entry.get("shardIndex"),
+                "attempt": entry.get("attempt"),
+                "job_id": entry.get("jobId"),
+                "return_code": entry.get("returnCode"),
+                "status": entry.get("executionStatus"),
+                "messages": failure_messages(entry.get("failures")),
+                "stderr": entry.get("stderr"),
+                "log_stream": entry.get("logConfig:logStreamName"),
+                "log_group": entry.get("logConfig:logGroupName"),
+            }
+
+
+def bound_failures(
+    calls: Sequence[Mapping[str, Any]] | Iterator[dict[str, Any]], limits: ReportLimits
+) -> dict[str, Any]:
+    kept: list[dict[str, Any]] = []
+    total = used = 0
+    for call in calls:
+        total += 1
+        if len(kept) >= limits.max_failures:
+            continue
+        entry = {k: v for k, v in call.items() if v is not None and k != "messages"}
+        message = " | ".join(call.get("messages") or [])
+        if message:
+            entry["message"] = clip(message, limits.max_message_chars)
+        for key in ("stderr", "log_stream", "log_group", "call"):
+            if isinstance(entry.get(key), str):
+                entry[key] = clip(entry[key], 1_024)
+        size = len(json.dumps(entry, default=str))
+        if used + size > limits.failures_budget_bytes:
+            continue
+        used += size
+        kept.append(entry)
+    return {"failures": kept, "failures_count": total}
+
+
+def _storable(value: Any, limit: int) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        return (value, False) if len(value) <= limit else (clip(value, limit), True)
+    if isinstance(value, bool | int | float) or value is None:
+        return value, False
+    if isinstance(value, list) and all(isinstance(v, str | int | float | bool) for v in value):
+        text = json.dumps(value)
+        if len(text) <= limit:
+            return value, False
+    text = json.dumps(value, default=str)
+    return (text, False) if len(text) <= limit else (clip(text, limit), True)
+
+
+def bound_outputs(outputs: Mapping[str, Any], limits: ReportLimits) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    used = 0
+    clipped = left_out = 0
+    for key, value in outputs.items():
+        if len(kept) >= limits.max_outputs:
+            left_out += 1
+            continue
+        stored, was_clipped = _storable(value, limits.max_value_chars)
+        size = len(key) + len(json.dumps(stored, default=str))
+        if used + size > limits.outputs_budget_bytes:
+            left_out += 1
+            continue
+        used += size
+        clipped += was_clipped
+        kept[clip(str(key), 512)] = stored
+    return {
+        "outputs": kept,
+        "outputs_count": len(outputs),
+        "outputs_clipped": clipped,
+        "outputs_left_out": left_out,
+    }
+
+
+def bound_workflow_failures(failures: Any, limits: ReportLimits) -> list[str]:
+    return [
+        clip(m, limits.max_message_chars) for m in failure_messages(failures, limits.max_workflow_failures)
+    ]

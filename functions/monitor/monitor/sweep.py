@@ -1,0 +1,311 @@
+"""The reconciler's sweep: what events cannot tell.
+
+1. Every unfinished run in the ledger (`RunLedger.list_active`) is looked up in Cromwell through
+   /query, `chunk` ids per call (not one call per run). Terminal -> `Ender.end` (this catches
+   workflows served wholly from call cache, workflows aborted while queued, missed callbacks);
+   a later non-terminal status (Running, Aborting) -> `RunLedger.advance_status`.
+2. Runs still going whose counts show RUNNABLE tasks: tasks RUNNABLE for longer than
+   STUCK_AFTER_MINUTES raise a STUCK#<jobId> outbox event, once.
+3. Unattributed jobs (older Cromwell: no tags, no script prefix) are matched against the jobIds in
+   the filtered metadata of active runs (`includeKey` jobId, shardIndex, attempt), at most
+   `max_metadata_calls` runs per sweep, those whose name matches the job name first. A matched
+   job's stored event is replayed as a normal transition and its item becomes a pointer, so later
+   events of the job are tied without Cromwell.
+4. With TRACK_ALL_WORKFLOWS, Running root workflows Cromwell knows and the ledger does not are
+   adopted (run item with origin `adopted`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from courier.conventions import job_name_for_call
+from courier.errors import CromwellError, CromwellUnavailable, InvalidEvent
+from courier.ledger.runs import ActiveRun, RunLedger
+from courier.ledger.tasks import Pointer, TaskLedger
+from courier.models import RunStatus, TaskStatus
+from monitor.attribution import Attribution, CallSource, Source
+from monitor.ending import Ender, EndOutcome, EndSource
+from monitor.events import parse_event
+from monitor.ports import Cromwell
+from monitor.tracking import Outcome, Tracker
+
+METADATA_KEYS = ("jobId", "shardIndex", "attempt", "subWorkflowId")
+
+
+@dataclass(slots=True)
+class SweepReport:
+    active: int = 0
+    cromwell_calls: int = 0
+    ended: int = 0
+    advanced: int = 0
+    unknown_to_cromwell: int = 0
+    stuck_alerts: int = 0
+    attributed: int = 0
+    still_unattributed: int = 0
+    adopted: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "active": self.active,
+            "cromwell_calls": self.cromwell_calls,
+            "ended": self.ended,
+            "advanced": self.advanced,
+            "unknown_to_cromwell": self.unknown_to_cromwell,
+            "stuck_alerts": self.stuck_alerts,
+            "attributed": self.attributed,
+            "still_unattributed": self.still_unattributed,
+            "adopted": self.adopted,
+            "errors": self.errors[:20],
+        }
+
+
+def index_jobs(metadata: Mapping[str, Any], root: str) -> dict[str, Attribution]:
+    """jobId -> workflow and call, from filtered metadata (sub-workflows included)."""
+    out: dict[str, Attribution] = {}
+    own = str(metadata.get("id") or root)
+    calls = metadata.get("calls")
+    if not isinstance(calls, Mapping):
+        return out
+    for fqn, entries in calls.items():
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, Mapping):
+                continue
+            nested = entry.get("subWorkflowMetadata")
+            if isinstance(nested, Mapping):
+                out.update(index_jobs(nested, root))
+            job_id = entry.get("jobId")
+            if isinstance(job_id, str) and job_id:
+                out[job_id] = Attribution(
+                    root_workflow_id=root,
+                    workflow_id=own,
+                    call=str(fqn),
+                    shard=_int(entry.get("shardIndex"), -1),
+                    attempt=_int(entry.get("attempt"), 0),
+                    source=Source.JOB_METADATA,
+                    call_source=CallSource.METADATA,
+                )
+    return out
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class Reconciler:
+    def __init__(
+        self,
+        runs: RunLedger,
+        tasks: TaskLedger,
+        cromwell: Cromwell,
+        ender: Ender,
+        tracker: Tracker,
+        *,
+        track_all_workflows: bool,
+        stuck_after: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_metadata_calls: int = 25,
+        max_unattributed: int = 500,
+        max_adoption_pages: int = 5,
+    ) -> None:
+        self.runs = runs
+        self.tasks = tasks
+        self.cromwell = cromwell
+        self.ender = ender
+        self.tracker = tracker
+        self.track_all = track_all_workflows
+        self.stuck_after = stuck_after
+        self.clock = clock
+        self.max_metadata_calls = max_metadata_calls
+        self.max_unattributed = max_unattributed
+        self.max_adoption_pages = max_adoption_pages
+
+    def sweep(self) -> SweepReport:
+        report = SweepReport()
+        calls_before = self.ender.cromwell_calls
+        active = list(self.runs.list_active())
+        report.active = len(active)
+        statuses: Mapping[str, str] = {}
+        if active:
+            try:
+                statuses = self.cromwell.statuses([run.workflow_id for run in active])
+                report.cromwell_calls += -(-len(active) // 100)
+            except CromwellUnavailable as exc:
+                report.errors.append(f"status sweep: {exc}")
+                return report
+        going: list[ActiveRun] = []
+        for run in active:
+            self._reconcile_run(run, statuses.get(run.workflow_id), report, going)
+        for run in going:
+            self._stuck(run, report)
+        self._attribute(active, report)
+        if self.track_all:
+            self._adopt({run.workflow_id for run in active}, report)
+        report.cromwell_calls += self.ender.cromwell_calls - calls_before
+        return report
+
+    # -- 1. statuses ---------------------------------------------------------------------------
+
+    def _reconcile_run(
+        self, run: ActiveRun, raw: str | None, report: SweepReport, going: list[ActiveRun]
+    ) -> None:
+        if raw is None:
+            report.unknown_to_cromwell += 1  # not visible yet (early 404) or unknown to Cromwell
+            going.append(run)
+            return
+        try:
+            status = RunStatus(raw)
+        except ValueError:
+            report.errors.append(f"{run.workflow_id}: unknown status {raw!r}")
+            return
+        if status.terminal:
+            try:
+                outcome = self.ender.end(run.workflow_id, status, source=EndSource.RECONCILER)
+            except CromwellUnavailable as exc:
+                report.errors.append(f"{run.workflow_id}: report data unavailable: {exc}")
+                return
+            report.ended += outcome is EndOutcome.ENDED
+            return
+        try:
+            ledger_rank = RunStatus(run.status).rank
+        except ValueError:
+            ledger_rank = 0
+        if status.rank > ledger_rank and self.runs.advance_status(run.workflow_id, status):
+            report.advanced += 1
+        going.append(run)
+
+    # -- 2. stuck tasks ------------------------------------------------------------------------
+
+    def _stuck(self, run: ActiveRun, report: SweepReport) -> None:
+        counts = self.tasks.run_counts(run.workflow_id)
+        if counts.counts.get(TaskStatus.RUNNABLE.value, 0) <= 0:
+            return
+        now = self.clock()
+        for task in self.tasks.runnable_tasks(run.workflow_id, now - self.stuck_after):
+            since = _parse_time(task.get("runnable_at"))
+            waited = int((now - since).total_seconds()) if since else None
+            payload = {
+                "job_id": task.get("job_id"),
+                "queue": task.get("queue"),
+                "call": task.get("call"),
+                "shard": task.get("shard"),
+                "attempt": task.get("attempt"),
+                "status_reason": task.get("status_reason"),
+                "runnable_seconds": waited,
+                "runnable_since": task.get("runnable_at"),
+            }
+            if self.tasks.raise_stuck(run.workflow_id, str(task["job_id"]), payload):
+                report.stuck_alerts += 1
+
+    # -- 3. unattributed jobs ------------------------------------------------------------------
+
+    def _attribute(self, active: list[ActiveRun], report: SweepReport) -> None:
+        pending = self.tasks.pending_unattributed(self.max_unattributed)
+        if not pending:
+            return
+        search = _JobSearch(self.cromwell, active, self.max_metadata_calls, report)
+        for item in pending:
+            job_id = str(item.get("job_id") or "")
+            who = search.find(job_id, str(item.get("job_name") or ""))
+            if who is None:
+                report.still_unattributed += 1
+                continue
+            try:
+                event = parse_event(json.loads(str(item.get("event") or "{}")))
+            except (InvalidEvent, ValueError) as exc:
+                report.errors.append(f"job {job_id}: stored event unusable: {exc}")
+                continue
+            result = self.tracker.apply(event, who, pointer=Pointer(seen_order=int(item.get("order", 0))))
+            if result.outcome in (Outcome.RECORDED, Outcome.DUPLICATE):
+                report.attributed += 1
+            else:
+                report.still_unattributed += 1
+
+    # -- 4. adoption ---------------------------------------------------------------------------
+
+    def _adopt(self, known: set[str], report: SweepReport) -> None:
+        try:
+            rows = self.cromwell.query(
+                [("status", "Running"), ("includeSubworkflows", "false")], page_size=100
+            )
+            seen = 0
+            for row in rows:
+                seen += 1
+                if seen > 100 * self.max_adoption_pages:
+                    break
+                if row.id in known or row.parent_workflow_id:
+                    continue
+                submitted = _parse_time(row.submission) or self.clock()
+                if self.tasks.adopt_run(
+                    row.id, status=RunStatus.RUNNING, workflow_name=row.name, submitted_at=submitted
+                ):
+                    report.adopted += 1
+            report.cromwell_calls += max(1, -(-seen // 100))
+        except CromwellError as exc:
+            report.errors.append(f"adoption query: {exc}")
+
+
+class _JobSearch:
+    """jobId -> run, from the filtered metadata of active runs; each run fetched once a sweep,
+    at most `budget` runs."""
+
+    def __init__(self, cromwell: Cromwell, active: list[ActiveRun], budget: int, report: SweepReport) -> None:
+        self.cromwell = cromwell
+        self.active = active
+        self.budget = budget
+        self.report = report
+        self.index: dict[str, Attribution] = {}
+        self.fetched: set[str] = set()
+
+    def find(self, job_id: str, job_name: str) -> Attribution | None:
+        if job_id in self.index:
+            return self.index[job_id]
+        for run in _candidates(job_name, self.active):
+            if run.workflow_id in self.fetched:
+                continue
+            if self.budget <= 0:
+                return None
+            self.budget -= 1
+            self.fetched.add(run.workflow_id)
+            try:
+                self.report.cromwell_calls += 1
+                metadata = self.cromwell.metadata(
+                    run.workflow_id, include_keys=METADATA_KEYS, expand_subworkflows=True
+                )
+            except CromwellError as exc:
+                self.report.errors.append(f"{run.workflow_id}: metadata: {exc}")
+                continue
+            self.index.update(index_jobs(metadata, run.workflow_id))
+            if job_id in self.index:
+                return self.index[job_id]
+        return None
+
+
+def _candidates(job_name: str, active: Iterable[ActiveRun]) -> list[ActiveRun]:
+    """Runs whose (sanitised) workflow name starts the job name first, then all others."""
+    first: list[ActiveRun] = []
+    rest: list[ActiveRun] = []
+    for run in active:
+        prefix = job_name_for_call(run.workflow_name or "") + "_"
+        (first if run.workflow_name and job_name.startswith(prefix) else rest).append(run)
+    return first + rest
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

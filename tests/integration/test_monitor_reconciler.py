@@ -1,0 +1,162 @@
+"""The reconciler's sweep: /query in batches, ends what events could not, stuck tasks, adoption."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from courier.ledger import RunLedger, RunRecord
+from courier.ledger._codec import from_item
+from courier.ledger.tasks import TaskLedger
+from monitor import handler
+from monitor.adapters import monitor_service, reconciler
+from monitor.settings import MonitorSettings, ReconcilerSettings
+from tests.support.ledger_table import create_ledger_table
+from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, MemoryDynamoDB, sqs_batch
+
+TABLE = "courier-ledger"
+ENV = {"LEDGER_TABLE": TABLE, "CROMWELL_URL": "http://cromwell:8000", "STUCK_AFTER_MINUTES": "30"}
+
+
+def wid(n: int) -> str:
+    return str(uuid.UUID(int=n + 1))
+
+
+def record(client: Any, workflow_id: str, clock: Any = None) -> None:
+    RunLedger(TABLE, client, clock=clock or (lambda: T0)).record_submitted(
+        RunRecord(workflow_id, "wf", "bucket", f"runs/{workflow_id}/inputs.json", f"runs/{workflow_id}")
+    )
+
+
+def run_item(client: Any, workflow_id: str) -> dict[str, Any]:
+    raw = client.get_item(TableName=TABLE, Key={"pk": {"S": f"RUN#{workflow_id}"}, "sk": {"S": "RUN"}})[
+        "Item"
+    ]
+    return from_item(raw)
+
+
+@pytest.fixture
+def moto_client() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_ledger_table(client, TABLE)
+        yield client
+
+
+def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
+    client = MemoryDynamoDB(TABLE)
+    cromwell = FakeCromwell()
+    for n in range(1000):
+        record(client, wid(n))
+        cromwell.status_of[wid(n)] = "Running"
+    cromwell.status_of[wid(3)] = "Succeeded"
+    cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
+    cromwell.status_of[wid(5)] = "Failed"
+    cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
+    sweep = reconciler(ReconcilerSettings.model_validate(ENV), client, cromwell, clock=lambda: T0)
+    report = sweep.sweep()
+    assert report.active == 1000
+    assert cromwell.count("query") == 10
+    assert report.ended == 3
+    assert report.advanced == 996
+    assert report.unknown_to_cromwell == 1
+    assert [run_item(client, wid(n))["status"] for n in (3, 4, 5, 6, 7)] == [
+        "Succeeded",
+        "Aborted",
+        "Failed",
+        "Submitted",
+        "Running",
+    ]
+    # Report data only for the ended runs, with filtered requests only.
+    assert cromwell.count("outputs") == 1
+    assert cromwell.count("failed_jobs") == 1
+    assert cromwell.count("metadata") == 1
+    second = sweep.sweep()
+    assert second.active == 997
+    assert second.ended == 0
+    assert second.advanced == 0
+
+
+def test_stuck_runnable_task_alerts_once(moto_client: Any) -> None:
+    root = wid(1)
+    record(moto_client, root)
+    cromwell = FakeCromwell()
+    cromwell.status_of[root] = "Running"
+    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, cromwell, FakeTags())
+    stuck = Job("wf.big", root, shard=4)
+    fresh = Job("wf.big", root, shard=5)
+    handler.lambda_handler(
+        sqs_batch([stuck.event("RUNNABLE", at=T0), fresh.event("RUNNABLE", at=T0 + timedelta(minutes=50))]),
+        Ctx(),
+        service=monitor,
+    )
+    now = T0 + timedelta(minutes=55)
+    sweep = reconciler(ReconcilerSettings.model_validate(ENV), moto_client, cromwell, clock=lambda: now)
+    assert sweep.sweep().stuck_alerts == 1
+    assert sweep.sweep().stuck_alerts == 0
+    raw = moto_client.get_item(
+        TableName=TABLE, Key={"pk": {"S": f"RUN#{root}"}, "sk": {"S": f"EVENT#STUCK#{stuck.job_id}"}}
+    )["Item"]
+    payload = from_item(raw)["payload"]
+    assert payload["runnable_seconds"] == 55 * 60
+    assert payload["shard"] == 4
+    assert payload["queue"] == "cromwell-default"
+
+
+def test_track_all_adopts_running_workflows_and_their_events_count(moto_client: Any) -> None:
+    cromwell = FakeCromwell()
+    stranger = wid(77)
+    cromwell.status_of[stranger] = "Running"
+    cromwell.names[stranger] = "other"
+    settings = ReconcilerSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"})
+    report = reconciler(settings, moto_client, cromwell).sweep()
+    assert report.adopted == 1
+    item = run_item(moto_client, stranger)
+    assert (item["origin"], item["status"], item["active_pk"]) == ("adopted", "Running", "ACTIVE")
+    assert [r.workflow_id for r in RunLedger(TABLE, moto_client).list_active()] == [stranger]
+
+
+def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any) -> None:
+    root = wid(9)
+    job = Job("other.task", root)
+    cromwell = FakeCromwell()
+    ignoring = monitor_service(MonitorSettings.model_validate(ENV), moto_client, cromwell, FakeTags())
+    handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
+    assert moto_client.scan(TableName=TABLE)["Count"] == 0
+    adopting = monitor_service(
+        MonitorSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"}),
+        moto_client,
+        cromwell,
+        FakeTags(),
+    )
+    handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=adopting)
+    item = run_item(moto_client, root)
+    assert (item["origin"], item["status"], item["tasks_RUNNING"], item["workflow_name"]) == (
+        "adopted",
+        "Running",
+        1,
+        "wf",
+    )
+    assert [r.workflow_id for r in RunLedger(TABLE, moto_client).list_active()] == [root]
+    # submit recording the run afterwards keeps the counts and fills in the source
+    record(moto_client, root)
+    item = run_item(moto_client, root)
+    assert (item["origin"], item["tasks_RUNNING"], item["inputs_key"]) == (
+        "dropped",
+        1,
+        f"runs/{root}/inputs.json",
+    )
+
+
+def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
+    job = Job("old.task", wid(5), generation=85)
+    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, FakeCromwell(), FakeTags())
+    handler.lambda_handler(sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor)
+    kept = TaskLedger(TABLE, moto_client).pending_unattributed()
+    assert [(k["job_id"], k["status"]) for k in kept] == [(job.job_id, "RUNNING")]

@@ -1,0 +1,43 @@
+"""The ledger table exactly as docs/ledger.md and template.yaml define it (keys, the sparse
+`active` GSI with its INCLUDE projection, TTL on `expires_at`, a NEW_AND_OLD_IMAGES stream), for
+moto-backed tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from courier.ledger import schema as s
+
+ACTIVE_PROJECTION = ["workflow_id", "status", "workflow_name", "submitted_at"]
+
+
+def create_ledger_table(client: Any, name: str) -> None:
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": s.PK, "AttributeType": "S"},
+            {"AttributeName": s.SK, "AttributeType": "S"},
+            {"AttributeName": s.ACTIVE_PK, "AttributeType": "S"},
+            {"AttributeName": s.ACTIVE_SK, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": s.PK, "KeyType": "HASH"},
+            {"AttributeName": s.SK, "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": s.ACTIVE_INDEX,
+                "KeySchema": [
+                    {"AttributeName": s.ACTIVE_PK, "KeyType": "HASH"},
+                    {"AttributeName": s.ACTIVE_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ACTIVE_PROJECTION},
+            }
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        SSESpecification={"Enabled": True},
+    )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": s.TTL_ATTR}
+    )
