@@ -1,0 +1,180 @@
+"""Exactly one message per outbox event and channel.
+
+For each event: read its delivery record; build the report only if a channel still needs it; for
+each such channel claim, send, then mark sent (or release on failure). A channel that succeeded
+is never sent again, whatever happens to the other one; a failed channel makes the record fail,
+so Lambda retries it (partial batch response) and only that channel is sent on the retry. See
+`courier.ledger.reader` for the claim and its one duplicate window.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from courier.errors import CourierError
+from courier.ledger.reader import STATE_SENT, Claim, ClaimOutcome
+from courier.models import NotificationKind
+from courier.observability import logger
+from notify.adapters import DeliveryError, SlackPoster
+from notify.render_email import EmailMessage, render_email
+from notify.render_slack import render_slack
+from notify.report import Report
+
+SNS = "sns"
+SLACK = "slack"
+
+
+class DeliveryLedger(Protocol):
+    def delivery(self, workflow_id: str, event_sk: str) -> dict[str, dict[str, Any]] | None: ...
+    def claim(
+        self, workflow_id: str, event_sk: str, channel: str, *, token: str, lease_until: datetime
+    ) -> Claim: ...
+    def mark_sent(
+        self, workflow_id: str, event_sk: str, channel: str, *, token: str, ref: str = ""
+    ) -> bool: ...
+    def release(self, workflow_id: str, event_sk: str, channel: str, *, token: str, error: str) -> bool: ...
+    def set_thread(self, workflow_id: str, channel: str, ts: str) -> tuple[str, str]: ...
+
+
+class Publisher(Protocol):
+    def publish(self, message: EmailMessage) -> str: ...
+
+
+class ReportSource(Protocol):
+    def build(self, event: Mapping[str, Any]) -> Report: ...
+
+
+class DeliveryIncomplete(CourierError):
+    """At least one channel did not take the message; the stream record must be retried."""
+
+    def __init__(self, event_sk: str, errors: Mapping[str, str]) -> None:
+        self.event_sk = event_sk
+        self.errors = dict(errors)
+        super().__init__(f"{event_sk}: " + "; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+@dataclass(slots=True)
+class Outcome:
+    event_sk: str
+    sent: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyOptions:
+    region: str
+    notify_submitted: bool = False
+    #: The longest a claim is held when the invocation's deadline is unknown or far away.
+    max_lease: timedelta = timedelta(minutes=5)
+
+
+class Notifier:
+    def __init__(
+        self,
+        ledger: DeliveryLedger,
+        reports: ReportSource,
+        *,
+        sns: Publisher | None,
+        slack: Callable[[], SlackPoster | None] | None,
+        options: NotifyOptions,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.ledger = ledger
+        self.reports = reports
+        self.sns = sns
+        self.slack = slack
+        self.options = options
+        self.clock = clock
+
+    def channels(self) -> list[str]:
+        return [c for c, on in ((SNS, self.sns is not None), (SLACK, self.slack is not None)) if on]
+
+    def deliver(self, event: Mapping[str, Any], *, deadline: datetime | None = None) -> Outcome:
+        workflow_id = str(event.get("workflow_id") or "")
+        event_sk = str(event.get("sk") or "")
+        outcome = Outcome(event_sk)
+        kind_text = str(event.get("kind") or "").split("#", 1)[0]
+        if not workflow_id or not event_sk or kind_text not in NotificationKind.__members__:
+            outcome.reason = "not a notification event"
+            return outcome
+        kind = NotificationKind(kind_text)
+        if kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
+            outcome.reason = "SUBMITTED messages are off (NOTIFY_SUBMITTED)"
+            return outcome
+        record = self.ledger.delivery(workflow_id, event_sk)
+        if record is None:
+            logger.warning("outbox event not in the ledger (expired?)", extra={"event_sk": event_sk})
+            outcome.reason = "event item missing"
+            return outcome
+        pending = [c for c in self.channels() if (record.get(c) or {}).get("state") != STATE_SENT]
+        outcome.skipped = [c for c in self.channels() if c not in pending]
+        if not pending:
+            outcome.reason = "already delivered"
+            return outcome
+
+        report = self.reports.build(event)
+        now = self.clock()
+        lease_until = now + self.options.max_lease
+        if deadline is not None:
+            lease_until = min(lease_until, deadline + timedelta(seconds=5))
+        token = uuid.uuid4().hex
+        errors: dict[str, str] = {}
+        for channel in pending:
+            claim = self.ledger.claim(workflow_id, event_sk, channel, token=token, lease_until=lease_until)
+            if claim.outcome is ClaimOutcome.ALREADY_SENT or claim.outcome is ClaimOutcome.MISSING:
+                outcome.skipped.append(channel)
+                continue
+            if claim.outcome is ClaimOutcome.IN_PROGRESS:
+                errors[channel] = "another attempt holds the claim"
+                continue
+            try:
+                ref = self._send(channel, report, now)
+            except DeliveryError as exc:
+                logger.warning(
+                    "delivery failed", extra={"channel": channel, "event_sk": event_sk, "error": str(exc)}
+                )
+                self.ledger.release(workflow_id, event_sk, channel, token=token, error=exc.detail)
+                errors[channel] = exc.detail
+                continue
+            except Exception as exc:
+                self.ledger.release(workflow_id, event_sk, channel, token=token, error=type(exc).__name__)
+                raise
+            if not self.ledger.mark_sent(workflow_id, event_sk, channel, token=token, ref=ref):
+                logger.warning("claim lost before it was marked sent", extra={"channel": channel})
+            outcome.sent.append(channel)
+        if errors:
+            raise DeliveryIncomplete(event_sk, errors)
+        return outcome
+
+    def _send(self, channel: str, report: Report, now: datetime) -> str:
+        if channel == SNS:
+            assert self.sns is not None
+            return self.sns.publish(render_email(report, region=self.options.region, now=now))
+        poster = self.slack() if self.slack else None
+        if poster is None:
+            return "not configured"
+        payload = render_slack(report, region=self.options.region, now=now)
+        run = report.run
+        if not poster.threads:
+            poster.post(payload, channel=None, thread_ts=None, broadcast=False)
+            return "webhook"
+        if run.thread_ts:
+            posted = poster.post(
+                payload,
+                channel=run.thread_channel or run.slack_channel,
+                thread_ts=run.thread_ts,
+                broadcast=report.ended,
+            )
+            return posted.ts
+        posted = poster.post(payload, channel=run.slack_channel, thread_ts=None, broadcast=False)
+        if posted.ts and posted.channel:
+            try:  # the message is out: a failure to record its thread must not make it resend
+                self.ledger.set_thread(run.workflow_id, posted.channel, posted.ts)
+            except Exception:
+                logger.exception("could not record the Slack thread of the run")
+        return posted.ts

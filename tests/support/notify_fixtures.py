@@ -1,0 +1,294 @@
+"""Test helpers for the notify function: the ledger table (moto), seeded runs, tasks and outbox
+events, DynamoDB stream records as Lambda delivers them, a local Slack receiver and fakes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from courier.ledger import schema as s
+from courier.ledger._codec import to_item
+from notify.adapters import DeliveryError, Posted
+from notify.report import Prices
+from tests.support.ledger_table import create_ledger_table
+
+TABLE = "courier-ledger"
+REGION = "us-east-1"
+TOPIC_NAME = "courier-notifications"
+PRICES = Prices(0.04, 0.004, 0.012, 0.0012)
+T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def create_table(client: Any, name: str = TABLE) -> None:
+    """The ledger table of docs/ledger.md."""
+    create_ledger_table(client, name)
+
+
+def run_item(workflow_id: str, **fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        s.PK: s.run_pk(workflow_id),
+        s.SK: s.RUN_SK,
+        s.TYPE: s.ITEM_RUN,
+        "workflow_id": workflow_id,
+        "workflow_name": "germline",
+        "status": "Running",
+        "status_rank": 3,
+        "origin": "dropped",
+        "source_bucket": "lab-runs",
+        "inputs_key": "runs/sample-1/inputs.json",
+        "run_folder": "runs/sample-1/",
+        "requester": "arn:aws:iam::123456789012:user/alice",
+        "submitted_at": iso(T0),
+        "started_at": iso(T0 + timedelta(minutes=2)),
+        "updated_at": iso(T0 + timedelta(minutes=2)),
+    }
+    item.update(fields)
+    return item
+
+
+def task_item(workflow_id: str, job_id: str, **fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        s.PK: s.run_pk(workflow_id),
+        s.SK: s.task_sk(job_id),
+        s.TYPE: s.ITEM_TASK,
+        "job_id": job_id,
+        "call": "germline.align",
+        "shard": -1,
+        "attempt": 1,
+        "workflow_id": workflow_id,
+        "root_workflow_id": workflow_id,
+        "status": "SUCCEEDED",
+        "created_at": iso(T0 + timedelta(minutes=3)),
+        "started_at": iso(T0 + timedelta(minutes=5)),
+        "stopped_at": iso(T0 + timedelta(minutes=65)),
+        "vcpus": 4,
+        "memory_mib": 8192,
+        "queue": "arn:aws:batch:us-east-1:123456789012:job-queue/courier-ondemand",
+        "log_group": "/aws/batch/job",
+        "log_stream": f"cromwell_ubuntu/default/{job_id}",
+    }
+    item.update(fields)
+    return item
+
+
+def event_item(
+    workflow_id: str,
+    kind: str,
+    payload: Mapping[str, Any] | None = None,
+    discriminator: str = "",
+    **fields: Any,
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        s.PK: s.run_pk(workflow_id),
+        s.SK: s.event_sk(kind, discriminator),
+        s.TYPE: s.ITEM_EVENT,
+        "kind": kind,
+        "workflow_id": workflow_id,
+        "created_at": iso(T0 + timedelta(hours=2)),
+        "payload": dict(payload or {}),
+        s.TTL_ATTR: int((T0 + timedelta(days=90)).timestamp()),
+    }
+    item.update(fields)
+    return item
+
+
+def put(client: Any, item: Mapping[str, Any], table: str = TABLE) -> None:
+    client.put_item(TableName=table, Item=to_item(item))
+
+
+def put_many(client: Any, items: Sequence[Mapping[str, Any]], table: str = TABLE) -> None:
+    for start in range(0, len(items), 25):
+        chunk = items[start : start + 25]
+        client.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": to_item(i)}} for i in chunk]})
+
+
+def stream_record(item: Mapping[str, Any], sequence: int, *, event_name: str = "INSERT") -> dict[str, Any]:
+    """One record of a DynamoDB stream event, as Lambda hands it to the function."""
+    image = to_item(item)
+    return {
+        "eventID": f"{sequence:032x}",
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1772442000,
+            "Keys": {s.PK: image[s.PK], s.SK: image[s.SK]},
+            "NewImage": image,
+            "SequenceNumber": str(100000000000000000000 + sequence),
+            "SizeBytes": len(json.dumps(image)),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": (
+            f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-03-01T00:00:00.000"
+        ),
+    }
+
+
+def stream_event(*items: Mapping[str, Any], first_sequence: int = 1) -> dict[str, Any]:
+    return {"Records": [stream_record(item, first_sequence + i) for i, item in enumerate(items)]}
+
+
+@dataclass
+class FakeContext:
+    """The parts of LambdaContext the handler and Powertools use."""
+
+    function_name: str = "NotifyFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:NotifyFunction"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass
+class FakePoster:
+    """A Slack poster that records what it was given; `fail` makes the next posts fail."""
+
+    threads: bool = True
+    fail: int = 0
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    _counter: int = 0
+
+    def post(
+        self, payload: dict[str, Any], *, channel: str | None, thread_ts: str | None, broadcast: bool
+    ) -> Posted:
+        if self.fail > 0:
+            self.fail -= 1
+            raise DeliveryError("slack", "HTTP 503 from fake Slack")
+        self._counter += 1
+        ts = f"1772442000.{self._counter:06d}"
+        self.posts.append(
+            {"payload": payload, "channel": channel, "thread_ts": thread_ts, "broadcast": broadcast, "ts": ts}
+        )
+        return Posted(channel=channel or "C0DEFAULT", ts=ts)
+
+
+@dataclass
+class SlackReceiver:
+    """A local HTTP server that plays Slack: records every request; answers from a script of
+    (status, headers, body) tuples, then 200 with a chat.postMessage-like body."""
+
+    script: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> SlackReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8")
+                ctype = self.headers.get("Content-Type", "")
+                if "json" in ctype:
+                    body: Any = json.loads(raw or "{}")
+                else:
+                    from urllib.parse import parse_qs  # noqa: PLC0415
+
+                    body = {k: v[0] for k, v in parse_qs(raw).items()}
+                receiver.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                if receiver.script:
+                    status, headers, text = receiver.script.pop(0)
+                else:
+                    n = len(receiver.requests)
+                    channel = body.get("channel", "C0DEFAULT") if isinstance(body, dict) else "C0DEFAULT"
+                    status, headers = 200, {"Content-Type": "application/json"}
+                    text = json.dumps({"ok": True, "channel": channel, "ts": f"1772442000.{n:06d}"})
+                    if self.path.startswith("/hooks"):
+                        headers, text = {"Content-Type": "text/plain"}, "ok"
+                data = text.encode("utf-8")
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def lazy_tasks(workflow_id: str, count: int, *, failed_every: int = 0) -> Iterator[dict[str, Any]]:
+    """Task items generated one at a time (a stand-in for a paginated query in benchmarks)."""
+    for i in range(count):
+        failed = failed_every and i % failed_every == 0
+        yield {
+            "job_id": f"{i:08d}-0000-4000-8000-{i:012d}",
+            "call": "big.scatter_task",
+            "shard": i,
+            "attempt": 1,
+            "workflow_id": workflow_id,
+            "status": "FAILED" if failed else "SUCCEEDED",
+            "status_reason": "Essential container in task exited" if failed else None,
+            "exit_code": 1 if failed else 0,
+            "created_at": iso(T0 + timedelta(seconds=i)),
+            "started_at": iso(T0 + timedelta(seconds=i + 30)),
+            "stopped_at": iso(T0 + timedelta(seconds=i + 630)),
+            "vcpus": 2,
+            "memory_mib": 4096,
+            "queue": "arn:aws:batch:us-east-1:123456789012:job-queue/courier-spot",
+            "log_group": "/aws/batch/job",
+            "log_stream": f"cromwell/default/{i:08d}",
+        }
+
+
+@dataclass
+class MemoryLedger:
+    """An in-memory LedgerPort: the run, tasks (a list or a factory for a lazy stream)."""
+
+    run: dict[str, Any] | None
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    task_factory: Any = None
+
+    def get_run(self, workflow_id: str) -> dict[str, Any] | None:
+        return self.run
+
+    def get_task(self, workflow_id: str, job_id: str) -> dict[str, Any] | None:
+        return next((t for t in self.tasks if t.get("job_id") == job_id), None)
+
+    def iter_tasks(
+        self, workflow_id: str, attributes: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        if self.task_factory is not None:
+            yield from self.task_factory()
+        else:
+            yield from self.tasks
+
+
+@dataclass
+class FakeStderr:
+    files: dict[str, str] = field(default_factory=dict)
+    reads: list[str] = field(default_factory=list)
+
+    def tail(self, uri: str, lines: int) -> list[str] | None:
+        self.reads.append(uri)
+        if uri not in self.files:
+            return None
+        return self.files[uri].splitlines()[-lines:]
