@@ -1,0 +1,1 @@
+"""Cromwell Courier test suites."""
