@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-pytest_plugins = ["tests.support.cromwell_fixtures"]
+pytest_plugins = ["tests.support.cromwell_fixtures", "tests.support.submit_fixtures"]
 
 _ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

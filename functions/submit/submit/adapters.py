@@ -30,9 +30,11 @@ class S3Folders:
         )
         files: dict[str, bytes] = {}
         oversized: dict[str, int] = {}
-        wanted = [rel for rel in sorted(listing.sizes) if rel.endswith(".wdl") or rel in _ROOT_FILES]
+        wdl = [rel for rel in sorted(listing.sizes) if rel.endswith(".wdl")]
+        # one more WDL than the limit is enough for the plan to say the limit is exceeded
+        wanted = [rel for rel in _ROOT_FILES if rel in listing.sizes] + wdl[: limits.max_wdl_files + 1]
         total = 0
-        for rel in wanted[: limits.max_wdl_files + len(_ROOT_FILES)]:
+        for rel in wanted:
             size = listing.sizes[rel]
             if size > limits.max_file_bytes or total + size > limits.max_total_bytes:
                 oversized[rel] = size
@@ -47,7 +49,7 @@ class S3Folders:
                 oversized[rel] = exc.size
                 continue
             total += len(files[rel])
-        extra_wdl = max(0, len([r for r in wanted if r.endswith(".wdl")]) - limits.max_wdl_files)
+        extra_wdl = max(0, len(wdl) - (limits.max_wdl_files + 1))
         inputs_name = upload.key[len(upload.folder) :]
         try:
             files[inputs_name] = self.store.read(
@@ -55,6 +57,8 @@ class S3Folders:
             )
         except ObjectTooLarge as exc:
             oversized[inputs_name] = exc.size
+        except ObjectMissing:
+            pass  # deleted, or this version replaced, before it could be read: the plan says so
         return RunFolder(
             prefix=upload.folder,
             files=files,
@@ -69,7 +73,7 @@ class S3Receipts:
         self.store = store
 
     def write(self, bucket: str, key: str, receipt: Receipt) -> None:
-        self.store.put_json(bucket, key, receipt.model_dump(mode="json"))
+        self.store.put_json(bucket, key, receipt.to_document())
 
 
 class S3InputChecker:

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from courier import clients
 from courier.conventions import requested_workflow_id
+from courier.cromwell import CromwellClient
 from courier.errors import CromwellUnavailable, InvalidEvent
 from courier.ledger import RunLedger
 from courier.observability import logger, metrics, tracer
@@ -41,20 +42,23 @@ def _as_reference(secret: str) -> str:
     return secret if secret.startswith(("ssm:", "secretsmanager:")) else f"secretsmanager:{secret}"
 
 
-@cache
-def default_service() -> SubmitService:
-    settings = SETTINGS
-    store = ObjectStore(clients.s3())
+def build_service(
+    settings: SubmitSettings,
+    *,
+    s3: Any,
+    dynamodb: Any,
+    cromwell: CromwellClient,
+    callback_uri: str | None,
+    **service_options: Any,
+) -> SubmitService:
+    """The service wired to its adapters. The handler's default uses the container's clients;
+    tests and the local stack pass their own (moto, a local Cromwell) and may pass `clock`,
+    `sleep` and `monotonic` through `service_options`."""
+    store = ObjectStore(s3)
     return SubmitService(
         folders=S3Folders(store),
-        cromwell=CromwellSubmitter(
-            clients.cromwell(
-                settings.cromwell_url,
-                settings.cromwell_ca_bundle,
-                max_attempts=settings.cromwell_max_attempts,
-            )
-        ),
-        ledger=RunLedger(settings.table_name, clients.dynamodb(), retention_days=settings.retention_days),
+        cromwell=CromwellSubmitter(cromwell),
+        ledger=RunLedger(settings.table_name, dynamodb, retention_days=settings.retention_days),
         receipts=S3Receipts(store),
         objects=S3InputChecker(store),
         limits=Limits(max_file_bytes=settings.max_file_bytes, max_s3_checks=settings.max_s3_checks),
@@ -62,8 +66,23 @@ def default_service() -> SubmitService:
             check_s3_inputs=settings.check_s3_inputs,
             wdl_wait_seconds=settings.wdl_wait_seconds,
             poll_seconds=settings.poll_seconds,
-            callback_uri=_callback_uri(settings),
+            callback_uri=callback_uri,
         ),
+        **service_options,
+    )
+
+
+@cache
+def default_service() -> SubmitService:
+    settings = SETTINGS
+    return build_service(
+        settings,
+        s3=clients.s3(),
+        dynamodb=clients.dynamodb(),
+        cromwell=clients.cromwell(
+            settings.cromwell_url, settings.cromwell_ca_bundle, max_attempts=settings.cromwell_max_attempts
+        ),
+        callback_uri=_callback_uri(settings),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from courier.conventions import receipt_key, requested_workflow_id
 from courier.errors import CromwellBadRequest, CromwellUnavailable, RunRejected
 from courier.models import RunRecord, RunStatus
+from submit.folder import path_problem, shown
 from submit.plan import Limits, RunFolder, SubmissionPlan, plan_submission
 from submit.receipt import Receipt
 from submit.upload import Upload
@@ -121,6 +122,9 @@ class SubmitService:
     def _plan(self, upload: Upload) -> SubmissionPlan:
         """Read and validate the folder. While the refusal is only about files that have not
         arrived yet (no WDL, an import not there), wait a bounded time for them."""
+        problem = path_problem(upload.key)
+        if problem is not None:
+            raise RunRejected([f"the inputs file's key '{shown(upload.key)}' {problem}; rename it"])
         deadline = self.monotonic() + self.options.wdl_wait_seconds
         while True:
             folder = self.folders.read_folder(upload, self.limits)

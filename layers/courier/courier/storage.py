@@ -47,7 +47,7 @@ class FolderListing:
 
 def _missing(exc: ClientError) -> bool:
     code = str(exc.response.get("Error", {}).get("Code", ""))
-    return code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+    return code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket")
 
 
 class ObjectStore:
