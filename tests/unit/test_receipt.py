@@ -71,7 +71,7 @@ def test_rejected(reasons: list[str], message: str) -> None:
 def test_waiting() -> None:
     receipt = Receipt.waiting(**COMMON, workflow_name="rnaseq", main_wdl="main.wdl", at=AT)
     assert receipt.status == "Waiting"
-    assert "will be submitted automatically" in receipt.message
+    assert "no need to upload the file again" in receipt.message
     assert receipt.submitted_at is None
 
 

@@ -61,7 +61,11 @@ def build_service(
         ledger=RunLedger(settings.table_name, dynamodb, retention_days=settings.retention_days),
         receipts=S3Receipts(store),
         objects=S3InputChecker(store),
-        limits=Limits(max_file_bytes=settings.max_file_bytes, max_s3_checks=settings.max_s3_checks),
+        limits=Limits(
+            max_file_bytes=settings.max_file_bytes,
+            max_total_bytes=10 * settings.max_file_bytes,
+            max_s3_checks=settings.max_s3_checks,
+        ),
         options=SubmitOptions(
             check_s3_inputs=settings.check_s3_inputs,
             wdl_wait_seconds=settings.wdl_wait_seconds,

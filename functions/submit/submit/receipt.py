@@ -35,7 +35,8 @@ ReceiptStatus = Literal["Submitted", "Rejected", "Waiting"]
 
 MESSAGE_SUBMITTED = "Cromwell accepted the run."
 MESSAGE_WAITING = (
-    "Cromwell is not reachable; the run is waiting and will be submitted automatically when it is back."
+    "Cromwell could not be reached, so the run is waiting: Courier retries, and if Cromwell stays down "
+    "the upload is kept for your operators to replay. There is no need to upload the file again."
 )
 
 
