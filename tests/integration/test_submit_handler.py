@@ -73,7 +73,25 @@ def test_submission_carries_sources_imports_labels_and_options(world: SubmitWorl
 
     [sub] = world.backend.submissions
     assert sub.workflow_name == "rnaseq"
-    assert set(sub.dependencies) >= {"tasks/qc.wdl", "tasks/align.wdl", "subworkflows/quant.wdl"}
+    assert (sub.workflow_type, sub.workflow_type_version) == ("WDL", "1.0")
+    assert set(sub.part_names) >= {
+        "workflowSource",
+        "workflowDependencies",
+        "workflowInputs",
+        "workflowOptions",
+        "labels",
+        "workflowType",
+        "workflowTypeVersion",
+        "requestedWorkflowId",
+    }
+    # the main WDL and the files it imports travel, at their paths relative to the main WDL
+    assert set(sub.dependencies or {}) == {
+        "main.wdl",
+        "tasks/qc.wdl",
+        "tasks/align.wdl",
+        "tasks/structs.wdl",
+        "subworkflows/quant.wdl",
+    }
     inputs = json.loads(sub.raw_parts["workflowInputs"])
     assert inputs["rnaseq.sample_id"] == "sampleA"
     options = json.loads(sub.raw_parts["workflowOptions"])
