@@ -69,7 +69,7 @@ def test_three_inputs_each_delivered_five_times_shuffled_give_three_runs(world: 
 
 def test_submission_carries_sources_imports_labels_and_options(world: SubmitWorld) -> None:
     events = _rnaseq(world)
-    world.put("runs/rnaseq/tasks/unused.wdl", 'version 1.0\ntask spare {\n  command <<< true >>>\n}\n')
+    world.put("runs/rnaseq/tasks/unused.wdl", "version 1.0\ntask spare {\n  command <<< true >>>\n}\n")
     world.invoke(events["sampleA.inputs.json"])
 
     [sub] = world.backend.submissions

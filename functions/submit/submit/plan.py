@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from courier.conventions import OPTION_MAIN_WDL, requested_workflow_id
 from courier.errors import RunRejected
@@ -26,11 +26,12 @@ from submit.folder import (
     path_problem,
     shown,
 )
-from submit.inputs import CheckedInputs, check_inputs
 from submit.jsonfile import read_json_object
 from submit.labels import RESERVED_LABELS, check_user_labels, courier_labels, merge_labels
 from submit.options import CourierOptions, finish_options, read_courier_options
-from submit.wdl import WdlPackage, analyse
+
+if TYPE_CHECKING:
+    from submit.wdl import WdlPackage
 
 __all__ = ["Limits", "RunFolder", "SubmissionPlan", "plan_submission"]
 
@@ -179,6 +180,10 @@ def plan_submission(
 
     package = _analyse_wdl(files, oversized, folder.inputs_name, courier, findings)
 
+    # miniwdl is heavy to import: it is loaded by the first run that gets this far, not at cold
+    # start, so redeliveries, ignored keys and refusals before planning never pay for it.
+    from submit.inputs import CheckedInputs, check_inputs  # noqa: PLC0415
+
     checked = CheckedInputs(s3_uris=(), total_s3_uris=0)
     if package is not None and inputs is not None:
         checked = check_inputs(folder.inputs_name, inputs[0], package.workflow, findings)
@@ -252,5 +257,7 @@ def _analyse_wdl(
     courier: CourierOptions,
     findings: Findings,
 ) -> WdlPackage | None:
+    from submit.wdl import analyse  # noqa: PLC0415 - lazy: see plan_submission()
+
     sources = {path: body for path, body in files.items() if path != inputs_name}
     return analyse(sources, oversized, findings, chosen_main=courier.main_wdl, option_name=OPTION_MAIN_WDL)

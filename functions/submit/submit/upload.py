@@ -82,10 +82,18 @@ def parse_upload(event: Any) -> Upload:
         key=key,
         version_id=version if version and version != "null" else None,
         sequencer=sequencer,
-        size=int(detail.object.size) if detail.object.size is not None else None,
+        size=_size(detail.object.size),
         requester=detail.requester or None,
         event_time=model.time.isoformat() if model.time else None,
     )
+
+
+def _size(value: float | int | None) -> int | None:
+    """The object's size, or None when the event's value is not a finite number."""
+    try:
+        return int(value) if value is not None else None
+    except (OverflowError, ValueError):
+        return None
 
 
 def _salvage(event: Any) -> tuple[str, str] | None:
