@@ -26,6 +26,7 @@ from tests.support.ledger_table import create_ledger_table
 from tests.support.monitor_fixtures import (
     CALLBACK_TOKEN,
     ROOT85,
+    ROOT88,
     ROOT91,
     ROOT92,
     ROOT_ABORT,
@@ -62,6 +63,7 @@ class World:
             (ROOT92, "rnaseq"),
             (ROOT91, "hello"),
             (ROOT85, "hello"),
+            (ROOT88, "hello"),
             (ROOT_RETRY, "rnaseq"),
             (ROOT_ABORT, "rnaseq"),
             (ROOT_BLOCKED, "rnaseq"),
@@ -108,6 +110,8 @@ def test_every_sample_event_file_is_covered_here() -> None:
         "sqs-cromwell92-subworkflow.json",
         "sqs-cromwell91-script-prefix.json",
         "sqs-cromwell85-no-tags.json",
+        "sqs-cromwell88-no-tags.json",
+        "callback-cromwell88-succeeded.json",
         "sqs-batch-retry.json",
         "sqs-cromwell-retry.json",
         "sqs-abort.json",
@@ -304,10 +308,54 @@ def test_scheduled_event_sweeps_and_ends_call_cached_runs(world: World) -> None:
     world.cromwell.outputs_of[ROOT91] = {"hello.say.out": "cached"}
     sweep = build_reconciler(ReconcilerSettings.model_validate(ENV), world.client, world.cromwell)
     report = reconciler.lambda_handler(load("scheduled-reconcile.json"), Ctx(), service=sweep)
-    assert report["active"] == 6
+    assert report["active"] == 7
     assert report["ended"] == 1
     run = world.partition(ROOT91)["RUN"]
     assert run["status"] == "Succeeded"
     assert run["ended_by"] == "reconciler"
     assert run["outputs_count"] == 1
     assert world.cromwell.count("query") == 1
+
+
+def test_cromwell88_run_ended_by_its_callback_gets_its_jobs_tied_first(world: World) -> None:
+    """Cromwell 86-90: no tags, no script prefix, but a callback that arrives within seconds,
+    before any sweep could tie the jobs. The end of the run ties them from the filtered metadata."""
+    assert world.monitor_event("sqs-cromwell88-no-tags.json") == {"batchItemFailures": []}
+    assert world.tasks_of(ROOT88) == []
+    jobs = [sample_id("say88-0"), sample_id("say88-1")]
+    assert [world.tasks.get_unattributed(j)["status"] for j in jobs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert world.cromwell.calls == []  # the event path never calls Cromwell
+    world.cromwell.metadata_of[ROOT88] = {
+        "id": ROOT88,
+        "calls": {
+            "hello.say": [
+                {"jobId": jobs[0], "shardIndex": 0, "attempt": 1},
+                {"jobId": jobs[1], "shardIndex": 1, "attempt": 1},
+            ]
+        },
+    }
+    service = callback_service(
+        CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
+        world.client,
+        world.cromwell,
+        lambda: CALLBACK_TOKEN,
+    )
+    answer = callback.lambda_handler(load("callback-cromwell88-succeeded.json"), Ctx(), service=service)
+    assert json.loads(answer["body"])["result"] == "ended"
+    part = world.partition(ROOT88)
+    tasks = sorted((v for k, v in part.items() if k.startswith("TASK#")), key=lambda t: t["shard"])
+    assert [(t["call"], t["shard"], t["attempt"], t["status"]) for t in tasks] == [
+        ("hello.say", 0, 1, "SUCCEEDED"),
+        ("hello.say", 1, 1, "SUCCEEDED"),
+    ]
+    assert part["RUN"]["tasks_SUCCEEDED"] == 2
+    assert part["RUN"]["status"] == "Succeeded"
+    assert part["RUN"]["outputs"]["hello.greetings"][1].endswith("shard-1/out.txt")
+    assert [world.tasks.get_unattributed(j)["attributed_to"] for j in jobs] == [ROOT88, ROOT88]
+    # One filtered metadata call; the outputs came with the callback's body.
+    assert world.cromwell.calls == [
+        ("metadata", (ROOT88, ("jobId", "shardIndex", "attempt", "subWorkflowId"), ()))
+    ]
+    again = callback.lambda_handler(load("callback-cromwell88-succeeded.json"), Ctx(), service=service)
+    assert json.loads(again["body"])["result"] == "already-ended"
+    assert world.cromwell.count("metadata") == 1

@@ -160,3 +160,63 @@ def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
     handler.lambda_handler(sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor)
     kept = TaskLedger(TABLE, moto_client).pending_unattributed()
     assert [(k["job_id"], k["status"]) for k in kept] == [(job.job_id, "RUNNING")]
+
+
+def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
+    root = wid(2)
+    record(moto_client, root)
+    cromwell = FakeCromwell()
+    cromwell.status_of[root] = "Running"
+    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, cromwell, FakeTags())
+    job = Job("wf.big", root, shard=7)
+
+    def sweep_at(minutes: int) -> int:
+        now = T0 + timedelta(minutes=minutes)
+        sweep = reconciler(ReconcilerSettings.model_validate(ENV), moto_client, cromwell, clock=lambda: now)
+        return sweep.sweep().stuck_alerts
+
+    def deliver(*events: dict[str, Any]) -> None:
+        handler.lambda_handler(sqs_batch(list(events)), Ctx(), service=monitor)
+
+    deliver(job.event("RUNNABLE", at=T0))
+    assert sweep_at(40) == 1
+    assert sweep_at(45) == 0
+    # Batch retries the job (same jobId): it ran, was lost with its host, and waits again.
+    deliver(job.event("RUNNING", at=T0 + timedelta(minutes=50)))
+    deliver(
+        job.event("RUNNABLE", at=T0 + timedelta(minutes=52), batch_attempts=1, reason="Host EC2 terminated")
+    )
+    assert sweep_at(70) == 0  # RUNNABLE again for 18 minutes only
+    assert sweep_at(90) == 1
+    assert sweep_at(95) == 0
+    # A duplicate of the earlier RUNNABLE event changes nothing.
+    deliver(job.event("RUNNABLE", at=T0))
+    assert sweep_at(100) == 0
+    alerts = {
+        item["sk"]: item["payload"]
+        for item in (from_item(raw) for raw in moto_client.scan(TableName=TABLE)["Items"])
+        if item["sk"].startswith("EVENT#STUCK#")
+    }
+    assert sorted(alerts) == [f"EVENT#STUCK#{job.job_id}", f"EVENT#STUCK#{job.job_id}#1"]
+    again = alerts[f"EVENT#STUCK#{job.job_id}#1"]
+    assert (again["batch_attempts"], again["runnable_seconds"], again["shard"]) == (1, 38 * 60, 7)
+
+
+def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
+    root = wid(3)
+    record(moto_client, root)
+    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, FakeCromwell(), FakeTags())
+    job = Job("wf.big", root)
+    blocked = "Batch Job Queue Blocked"
+    for event in (
+        job.event("RUNNABLE", kind=blocked, reason="MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"),
+        job.event("RUNNABLE", kind=blocked, reason="MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"),
+        job.event("RUNNABLE", kind=blocked, batch_attempts=1, at=T0 + timedelta(minutes=9), reason="again"),
+    ):
+        handler.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
+    keys = sorted(
+        item["sk"]
+        for item in (from_item(raw) for raw in moto_client.scan(TableName=TABLE)["Items"])
+        if item["sk"].startswith("EVENT#QUEUE_BLOCKED#")
+    )
+    assert keys == [f"EVENT#QUEUE_BLOCKED#{job.job_id}", f"EVENT#QUEUE_BLOCKED#{job.job_id}#1"]

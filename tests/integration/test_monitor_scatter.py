@@ -151,7 +151,6 @@ def test_ten_thousand_shard_scatter_ends_exactly_right() -> None:
     assert counting.counts["put_item"] + counting.counts["update_item"] <= 1  # only the EARLY_FAILURE path
     # No Cromwell call per event: only status checks when a run shows no unfinished task.
     assert result["cromwell"].count("status") <= events / 100
-    assert result["elapsed"] < 240
 
 
 @pytest.mark.integration

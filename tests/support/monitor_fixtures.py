@@ -7,6 +7,7 @@ implementing the expression semantics the ledger uses (conditions, SET/ADD/REMOV
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import uuid
@@ -328,6 +329,12 @@ _TOKEN = re.compile(
 
 
 def _tokens(expression: str) -> list[str]:
+    return list(_parsed_tokens(expression))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_tokens(expression: str) -> tuple[str, ...]:
+    """Expressions repeat (the ledger builds the same ones for every event): parse each once."""
     out: list[str] = []
     pos = 0
     while pos < len(expression):
@@ -338,7 +345,7 @@ def _tokens(expression: str) -> list[str]:
             raise ValueError(f"cannot parse {expression[pos:]!r}")
         out.append(match.group(match.lastgroup or "word"))
         pos = match.end()
-    return out
+    return tuple(out)
 
 
 def _plain(av: Mapping[str, Any]) -> Any:
@@ -494,7 +501,7 @@ def _apply_update(
             return values[toks[0]]
         return before[nm(toks[0])]
 
-    before = copy.deepcopy(item)
+    before = dict(item)  # read only; every clause below replaces whole attributes
     touched: list[str] = []
     for part in _split_top(clauses.get("SET", [])):
         attr = nm(part[0])
@@ -572,7 +579,8 @@ class MemoryDynamoDB:
         ).evaluate(current)
 
     def _updated(self, key: tuple[str, str], op: Mapping[str, Any]) -> dict[str, Any]:
-        current = copy.deepcopy(self.items.get(key) or {"pk": {"S": key[0]}, "sk": {"S": key[1]}})
+        # A shallow copy is enough: an update replaces whole attribute values, never edits them.
+        current = dict(self.items.get(key) or {"pk": {"S": key[0]}, "sk": {"S": key[1]}})
         _apply_update(
             current,
             op["UpdateExpression"],
@@ -717,3 +725,4 @@ ROOT_RETRY = sample_id("retry")
 ROOT_ABORT = sample_id("abort")
 ROOT_BLOCKED = sample_id("blocked")
 CALLBACK_TOKEN = "local-callback-token-0123456789abcdef"
+ROOT88 = sample_id("root88")

@@ -12,8 +12,10 @@ from courier.ledger.runs import RunLedger
 from courier.ledger.tasks import TaskLedger
 from monitor.attribution import Attributor
 from monitor.ending import Ender
+from monitor.filling import TaskFiller
 from monitor.ports import Cromwell, JobTags
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
+from monitor.stuck import StuckAlerts
 from monitor.sweep import Reconciler
 from monitor.tracking import Tracker
 
@@ -60,8 +62,31 @@ def monitor_service(
     tracker = Tracker(
         tasks, runs, Attributor(tags, tasks), track_all_workflows=settings.track_all_workflows, clock=clock
     )
-    ender = Ender(runs, tasks, cromwell, track_all_workflows=settings.track_all_workflows)
-    return MonitorService(tracker=tracker, ender=ender)
+    return MonitorService(tracker=tracker, ender=_ender(runs, tasks, cromwell, tracker, settings))
+
+
+def _ender(
+    runs: RunLedger,
+    tasks: TaskLedger,
+    cromwell: Cromwell,
+    tracker: Tracker,
+    settings: MonitorSettings | CallbackSettings,
+) -> Ender:
+    """The end of a run, with the filler that completes its tasks from Cromwell's metadata."""
+    return Ender(
+        runs,
+        tasks,
+        cromwell,
+        track_all_workflows=settings.track_all_workflows,
+        filler=TaskFiller(tasks, cromwell, tracker),
+    )
+
+
+def _metadata_tracker(
+    runs: RunLedger, tasks: TaskLedger, track_all: bool, clock: Callable[[], datetime]
+) -> Tracker:
+    """A tracker that ties jobs from Cromwell's metadata only: it reads no Batch tags."""
+    return Tracker(tasks, runs, Attributor(None, tasks), track_all_workflows=track_all, clock=clock)
 
 
 def callback_service(
@@ -73,7 +98,8 @@ def callback_service(
     clock: Callable[[], datetime] = _utcnow,
 ) -> CallbackService:
     runs, tasks = ledgers(settings.table_name, dynamodb, settings.retention_days, clock)
-    ender = Ender(runs, tasks, cromwell, track_all_workflows=settings.track_all_workflows)
+    tracker = _metadata_tracker(runs, tasks, settings.track_all_workflows, clock)
+    ender = _ender(runs, tasks, cromwell, tracker, settings)
     return CallbackService(ender=ender, token=token, max_body_bytes=settings.max_body_bytes)
 
 
@@ -85,11 +111,8 @@ def reconciler(
     clock: Callable[[], datetime] = _utcnow,
 ) -> Reconciler:
     runs, tasks = ledgers(settings.table_name, dynamodb, settings.retention_days, clock)
-    # The reconciler ties jobs from Cromwell's metadata only: it reads no Batch tags.
-    tracker = Tracker(
-        tasks, runs, Attributor(None, tasks), track_all_workflows=settings.track_all_workflows, clock=clock
-    )
-    ender = Ender(runs, tasks, cromwell, track_all_workflows=settings.track_all_workflows)
+    tracker = _metadata_tracker(runs, tasks, settings.track_all_workflows, clock)
+    ender = _ender(runs, tasks, cromwell, tracker, settings)
     return Reconciler(
         runs,
         tasks,
@@ -101,4 +124,5 @@ def reconciler(
         clock=clock,
         max_metadata_calls=settings.max_metadata_calls,
         max_unattributed=settings.max_unattributed,
+        stuck=StuckAlerts(settings.table_name, dynamodb, retention_days=settings.retention_days, clock=clock),
     )

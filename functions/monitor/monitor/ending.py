@@ -4,7 +4,8 @@
 2. the reconciler's /query sweep (`monitor.sweep`),
 3. a terminal Batch event after which the run's counts show no unfinished task: one `/status`.
 
-Each goes through `Ender.end`, which reads the run once, gathers the report data from Cromwell
+Each goes through `Ender.end`, which reads the run once, fills in the tasks the events could not
+describe (`monitor.filling`: script-prefix tasks, jobs not tied yet), gathers the report data from Cromwell
 with filtered requests only (`/outputs`, `/metadata/failed-jobs`, `/metadata` with
 includeKey/excludeKey) and writes the terminal status with `RunLedger.finish`, whose condition
 (`status_rank < 9`) lets exactly one writer through and inserts the ENDED outbox event with it.
@@ -23,6 +24,7 @@ from courier.ledger.runs import RunLedger
 from courier.ledger.tasks import RunCounts, TaskLedger
 from courier.models import RunStatus
 from courier.observability import logger
+from monitor.filling import TaskFiller
 from monitor.ports import Cromwell
 from monitor.report import (
     ReportLimits,
@@ -65,8 +67,10 @@ class Ender:
         *,
         track_all_workflows: bool,
         limits: ReportLimits | None = None,
+        filler: TaskFiller | None = None,
     ) -> None:
         self.runs = runs
+        self.filler = filler
         self.tasks = tasks
         self.cromwell = cromwell
         self.track_all = track_all_workflows
@@ -92,6 +96,14 @@ class Ender:
             return EndOutcome.ALREADY_ENDED
         if not counts.exists and not self.track_all:
             return EndOutcome.UNTRACKED
+        if self.filler is not None:
+            filled = self.filler.fill(workflow_id)
+            self.cromwell_calls += filled.cromwell_calls
+            if filled.filled or filled.tied:
+                logger.info(
+                    "tasks filled in from Cromwell's metadata",
+                    extra={"workflow_id": workflow_id, "filled": filled.filled, "tied": filled.tied},
+                )
         report = self.report(workflow_id, status, callback)
         if self.runs.finish(workflow_id, status, report=report, ended_at=ended_at, source=source.value):
             logger.info(

@@ -28,13 +28,13 @@ from courier.errors import CromwellError, CromwellUnavailable, InvalidEvent
 from courier.ledger.runs import ActiveRun, RunLedger
 from courier.ledger.tasks import Pointer, TaskLedger
 from courier.models import RunStatus, TaskStatus
-from monitor.attribution import Attribution, CallSource, Source
+from monitor.attribution import Attribution
 from monitor.ending import Ender, EndOutcome, EndSource
 from monitor.events import parse_event
+from monitor.metadata_index import METADATA_KEYS, index_jobs
 from monitor.ports import Cromwell
+from monitor.stuck import StuckAlerts
 from monitor.tracking import Outcome, Tracker
-
-METADATA_KEYS = ("jobId", "shardIndex", "attempt", "subWorkflowId")
 
 
 @dataclass(slots=True)
@@ -65,43 +65,6 @@ class SweepReport:
         }
 
 
-def index_jobs(metadata: Mapping[str, Any], root: str) -> dict[str, Attribution]:
-    """jobId -> workflow and call, from filtered metadata (sub-workflows included)."""
-    out: dict[str, Attribution] = {}
-    own = str(metadata.get("id") or root)
-    calls = metadata.get("calls")
-    if not isinstance(calls, Mapping):
-        return out
-    for fqn, entries in calls.items():
-        if not isinstance(entries, list):
-            continue
-        for entry in entries:
-            if not isinstance(entry, Mapping):
-                continue
-            nested = entry.get("subWorkflowMetadata")
-            if isinstance(nested, Mapping):
-                out.update(index_jobs(nested, root))
-            job_id = entry.get("jobId")
-            if isinstance(job_id, str) and job_id:
-                out[job_id] = Attribution(
-                    root_workflow_id=root,
-                    workflow_id=own,
-                    call=str(fqn),
-                    shard=_int(entry.get("shardIndex"), -1),
-                    attempt=_int(entry.get("attempt"), 0),
-                    source=Source.JOB_METADATA,
-                    call_source=CallSource.METADATA,
-                )
-    return out
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 class Reconciler:
     def __init__(
         self,
@@ -117,6 +80,7 @@ class Reconciler:
         max_metadata_calls: int = 25,
         max_unattributed: int = 500,
         max_adoption_pages: int = 5,
+        stuck: StuckAlerts | None = None,
     ) -> None:
         self.runs = runs
         self.tasks = tasks
@@ -129,6 +93,12 @@ class Reconciler:
         self.max_metadata_calls = max_metadata_calls
         self.max_unattributed = max_unattributed
         self.max_adoption_pages = max_adoption_pages
+        self.stuck = stuck or StuckAlerts(
+            tasks.table_name,
+            tasks.client,
+            retention_days=max(1, tasks.retention.days),
+            clock=clock,
+        )
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -191,7 +161,7 @@ class Reconciler:
         if counts.counts.get(TaskStatus.RUNNABLE.value, 0) <= 0:
             return
         now = self.clock()
-        for task in self.tasks.runnable_tasks(run.workflow_id, now - self.stuck_after):
+        for task in self.stuck.candidates(run.workflow_id, now - self.stuck_after):
             since = _parse_time(task.get("runnable_at"))
             waited = int((now - since).total_seconds()) if since else None
             payload = {
@@ -200,11 +170,12 @@ class Reconciler:
                 "call": task.get("call"),
                 "shard": task.get("shard"),
                 "attempt": task.get("attempt"),
+                "batch_attempts": task.get("batch_attempts"),
                 "status_reason": task.get("status_reason"),
                 "runnable_seconds": waited,
                 "runnable_since": task.get("runnable_at"),
             }
-            if self.tasks.raise_stuck(run.workflow_id, str(task["job_id"]), payload):
+            if self.stuck.raise_stuck(run.workflow_id, task, payload):
                 report.stuck_alerts += 1
 
     # -- 3. unattributed jobs ------------------------------------------------------------------

@@ -34,6 +34,7 @@ from courier.ledger.tasks import (
 from courier.models import NotificationKind, RunStatus, TaskStatus
 from monitor.attribution import Attribution, Attributor, from_pointer
 from monitor.events import BatchJobEvent, EventKind
+from monitor.stuck import stuck_discriminator
 
 MAX_TRIES: Final = 8
 UNKNOWN_RUN_TTL_SECONDS: Final = 60.0
@@ -330,8 +331,13 @@ class Tracker:
             "attempt": who.attempt,
             "status_reason": event.status_reason,
             "runnable_seconds": waited,
+            "batch_attempts": event.batch_attempts,
             "at": event.time.isoformat(),
         }
+        # One alert per job and Batch attempt: a job that blocks again after a Batch retry alerts again.
         return self.runs.put_event(
-            who.root_workflow_id, NotificationKind.QUEUE_BLOCKED, payload, discriminator=event.job_id
+            who.root_workflow_id,
+            NotificationKind.QUEUE_BLOCKED,
+            payload,
+            discriminator=stuck_discriminator(event.job_id, event.batch_attempts),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -46,3 +46,23 @@ def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _from_dynamo(_de.deserialize(v)) for k, v in item.items()}
+
+
+def query_items(
+    client: Any, request: Mapping[str, Any], limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The items of a DynamoDB Query, page after page, decoded; at most `limit` of them, and no
+    page is read once `limit` items are out."""
+    kwargs = dict(request)
+    count = 0
+    while limit is None or count < limit:
+        resp = client.query(**kwargs)
+        for raw in resp.get("Items", []):
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield from_item(raw)
+        last = resp.get("LastEvaluatedKey")
+        if not last:
+            return
+        kwargs["ExclusiveStartKey"] = last

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, serialize, to_item
+from courier.ledger._codec import from_item, query_items, serialize, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -129,14 +129,7 @@ class LedgerReader:
             names = {f"#a{i}": name for i, name in enumerate(attributes)}
             kwargs["ProjectionExpression"] = ", ".join(names)
             kwargs["ExpressionAttributeNames"].update(names)
-        while True:
-            resp = self.client.query(**kwargs)
-            for raw in resp.get("Items", []):
-                yield from_item(raw)
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
+        yield from query_items(self.client, kwargs)
 
     def iter_tasks(
         self, workflow_id: str, attributes: Sequence[str] | None = None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, serialize, to_item
+from courier.ledger._codec import from_item, query_items, serialize, to_item
 from courier.models import NotificationKind, RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -96,20 +96,13 @@ class RunLedger:
             "ExpressionAttributeValues": {":a": serialize(s.ACTIVE_PARTITION)},
             "Limit": page_size,
         }
-        while True:
-            resp = self.client.query(**kwargs)
-            for raw in resp.get("Items", []):
-                item = from_item(raw)
-                yield ActiveRun(
-                    workflow_id=item["workflow_id"],
-                    status=item.get("status", RunStatus.SUBMITTED),
-                    workflow_name=item.get("workflow_name"),
-                    submitted_at=item.get("submitted_at"),
-                )
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                return
-            kwargs["ExclusiveStartKey"] = last
+        for item in query_items(self.client, kwargs):
+            yield ActiveRun(
+                workflow_id=item["workflow_id"],
+                status=item.get("status", RunStatus.SUBMITTED),
+                workflow_name=item.get("workflow_name"),
+                submitted_at=item.get("submitted_at"),
+            )
 
     # -- writes --------------------------------------------------------------------------------
 

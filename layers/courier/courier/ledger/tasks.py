@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from courier.errors import LedgerError
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, serialize, to_item
+from courier.ledger._codec import from_item, query_items, serialize, to_item
 from courier.models import NotificationKind, RunStatus, TaskStatus
 
 if TYPE_CHECKING:
@@ -233,38 +233,6 @@ class TaskLedger:
             return RunCounts(status=None, status_rank=0, exists=False)
         return run_counts_from_item(from_item(raw))
 
-    def runnable_tasks(
-        self, workflow_id: str, entered_before: datetime, limit: int = 200
-    ) -> list[dict[str, Any]]:
-        """Tasks of a run that are RUNNABLE since before `entered_before` (at most `limit`)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :task)",
-            "FilterExpression": "#st = :runnable AND #ra < :before AND attribute_not_exists(#sa)",
-            "ExpressionAttributeNames": {
-                "#pk": s.PK,
-                "#sk": s.SK,
-                "#st": "status",
-                "#ra": "runnable_at",
-                "#sa": "stuck_alerted",
-            },
-            "ExpressionAttributeValues": {
-                ":pk": serialize(s.run_pk(workflow_id)),
-                ":task": serialize(s.TASK_SK_PREFIX),
-                ":runnable": serialize(TaskStatus.RUNNABLE.value),
-                ":before": serialize(_iso(entered_before)),
-            },
-        }
-        found: list[dict[str, Any]] = []
-        while len(found) < limit:
-            resp = self.client.query(**kwargs)
-            found.extend(from_item(raw) for raw in resp.get("Items", []))
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                break
-            kwargs["ExclusiveStartKey"] = last
-        return found[:limit]
-
     def get_unattributed(self, job_id: str) -> dict[str, Any] | None:
         resp = self.client.get_item(
             TableName=self.table_name,
@@ -284,15 +252,7 @@ class TaskLedger:
             "ExpressionAttributeValues": {":pk": serialize(s.UNATTRIBUTED_PK)},
             "ConsistentRead": True,
         }
-        found: list[dict[str, Any]] = []
-        while len(found) < limit:
-            resp = self.client.query(**kwargs)
-            found.extend(from_item(raw) for raw in resp.get("Items", []))
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                break
-            kwargs["ExclusiveStartKey"] = last
-        return found[:limit]
+        return list(query_items(self.client, kwargs, limit))
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -420,52 +380,6 @@ class TaskLedger:
             return True
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-
-    def raise_stuck(self, root_workflow_id: str, job_id: str, payload: Mapping[str, Any]) -> bool:
-        """The STUCK#<jobId> outbox event, once, and only while the task is still RUNNABLE; the
-        task is marked `stuck_alerted` in the same transaction so later sweeps skip it."""
-        now = self.clock()
-        event = {
-            s.PK: s.run_pk(root_workflow_id),
-            s.SK: s.event_sk(NotificationKind.STUCK.value, job_id),
-            s.TYPE: s.ITEM_EVENT,
-            "kind": NotificationKind.STUCK.value,
-            "workflow_id": root_workflow_id,
-            "created_at": _iso(now),
-            "payload": dict(payload),
-            s.TTL_ATTR: int((now + self.retention).timestamp()),
-        }
-        items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": to_item(event),
-                    "ConditionExpression": "attribute_not_exists(#pk)",
-                    "ExpressionAttributeNames": {"#pk": s.PK},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": to_item({s.PK: s.run_pk(root_workflow_id), s.SK: s.task_sk(job_id)}),
-                    "UpdateExpression": "SET #sa = :now",
-                    "ConditionExpression": "#st = :runnable",
-                    "ExpressionAttributeNames": {"#sa": "stuck_alerted", "#st": "status"},
-                    "ExpressionAttributeValues": {
-                        ":now": serialize(_iso(now)),
-                        ":runnable": serialize(TaskStatus.RUNNABLE.value),
-                    },
-                }
-            },
-        ]
-        try:
-            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-            return True
-        except ClientError as exc:
-            reasons = _cancellation_reasons(exc)
-            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
                 return False
             raise
 
