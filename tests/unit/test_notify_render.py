@@ -503,3 +503,54 @@ def test_monitor_payload_with_nested_task_summary() -> None:
     assert (alert.call, alert.queue, alert.task_status) == ("germline.sort", "courier-spot", "RUNNABLE")
     assert alert.for_seconds == pytest.approx(90 * 60)
     assert alert.reason == "waiting for capacity"
+
+
+def test_a_task_known_only_by_its_batch_job_name_is_shown_as_such() -> None:
+    """Cromwell 91 tasks tied through the script prefix, before the monitor fills them in: the
+    call is the job name, shard and attempt are unknown, and no stderr path is guessed."""
+    run = run_item(WF, tasks_FAILED=1, failures=[{"callRoot": f"{BASE}call-align"}])
+    task = task_item(
+        WF,
+        "job-91",
+        call="germline_align",
+        shard=-1,
+        attempt=0,
+        call_source="job-name",
+        status="FAILED",
+        exit_code=1,
+        status_reason="Essential container in task exited",
+    )
+    report = build("EARLY_FAILURE", run, [task], {"task": {"job_id": "job-91"}}, "first")
+    failed = report.failed[0]
+    assert (failed.call, failed.shard, failed.attempt, failed.stderr_uri) == (
+        "germline_align (Batch job name)",
+        -1,
+        None,
+        None,
+    )
+    assert failed.label == "germline_align (Batch job name)"
+    assert "attempt 0" not in email_of(report).body
+    ended = build("ENDED", {**run, "status": "Failed", "status_rank": 9}, [task])
+    assert ended.failed[0].label == "germline_align (Batch job name)"
+    filled = {**task, "call": "germline.align", "attempt": 1, "call_source": "metadata"}
+    ended = build("ENDED", {**run, "status": "Failed", "status_rank": 9}, [filled])
+    assert ended.failed[0].label == "germline.align, attempt 1"
+    assert ended.failed[0].stderr_uri == f"{BASE}call-align/align-stderr.log"
+
+
+def test_a_second_stuck_alert_of_a_job_after_a_batch_retry_renders() -> None:
+    task = task_item(WF, "job-9", status="RUNNABLE", shard=2, batch_attempts=1)
+    payload = {
+        "job_id": "job-9",
+        "call": "germline.align",
+        "shard": 2,
+        "attempt": 1,
+        "batch_attempts": 1,
+        "runnable_seconds": 3600,
+        "runnable_since": iso(T0),
+        "status_reason": "waiting",
+    }
+    report = build("STUCK", run_item(WF), [task], payload, "job-9#1")
+    assert report.alert is not None
+    assert (report.alert.job_id, report.alert.shard, report.alert.reason) == ("job-9", 2, "waiting")
+    assert email_of(report).attributes["event_type"] == "STUCK"

@@ -4,21 +4,12 @@ Clients are injected, so tests pass moto clients, a local HTTP receiver or fakes
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.webhook import WebhookClient
 
 from courier.errors import ConfigurationError, CourierError
 from notify.links import split_s3_uri
@@ -28,6 +19,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
+
+    # slack-sdk is imported where a Slack client is built: runs without Slack never load it.
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.handler import RetryHandler
+    from slack_sdk.webhook import WebhookClient
 
 
 class DeliveryError(CourierError):
@@ -127,6 +123,15 @@ class SecretSource:
 
 
 def retry_handlers(*, max_retries: int = 3, backoff: float = 0.5) -> list[RetryHandler]:
+    from slack_sdk.http_retry.builtin_handlers import (  # noqa: PLC0415 - lazy: only with Slack
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+    from slack_sdk.http_retry.builtin_interval_calculators import (  # noqa: PLC0415
+        BackoffRetryIntervalCalculator,
+    )
+
     interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
     return [
         ConnectionErrorRetryHandler(max_retry_count=max_retries, interval_calculator=interval),
@@ -194,6 +199,8 @@ class BotPoster:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
             kwargs["reply_broadcast"] = broadcast
+        from slack_sdk.errors import SlackApiError  # noqa: PLC0415 - lazy: only with Slack
+
         try:
             resp = self.client.chat_postMessage(**kwargs)
         except SlackApiError as exc:
@@ -204,14 +211,33 @@ class BotPoster:
         return Posted(channel=str(resp.get("channel") or target), ts=str(resp.get("ts") or ""))
 
 
+#: slack-sdk logs each request's URL (for a webhook, the URL is the credential) and, at DEBUG,
+#: its headers (the bot token): its clients get this muted logger. Failures still surface as
+#: DeliveryError, which names no secret.
+_SDK_LOG = logging.getLogger("notify.slack_sdk")
+_SDK_LOG.addHandler(logging.NullHandler())
+_SDK_LOG.propagate = False
+_SDK_LOG.setLevel(logging.CRITICAL + 1)
+
+
 def make_poster(config: SlackConfig, *, base_url: str | None = None, backoff: float = 0.5) -> SlackPoster:
+    from slack_sdk import WebClient  # noqa: PLC0415 - lazy: only with Slack
+    from slack_sdk.webhook import WebhookClient  # noqa: PLC0415
+
     handlers = retry_handlers(backoff=backoff)
     if config.bot_token:
-        kwargs: dict[str, Any] = {"token": config.bot_token, "retry_handlers": handlers, "timeout": 10}
+        kwargs: dict[str, Any] = {
+            "token": config.bot_token,
+            "retry_handlers": handlers,
+            "timeout": 10,
+            "logger": _SDK_LOG,
+        }
         if base_url:
             kwargs["base_url"] = base_url
         return BotPoster(WebClient(**kwargs), config.channel)
-    return WebhookPoster(WebhookClient(config.webhook_url, timeout=10, retry_handlers=handlers))
+    return WebhookPoster(
+        WebhookClient(config.webhook_url, timeout=10, retry_handlers=handlers, logger=_SDK_LOG)
+    )
 
 
 # -- S3 stderr ------------------------------------------------------------------------------------

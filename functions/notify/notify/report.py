@@ -36,7 +36,11 @@ TASK_ATTRIBUTES = (
     "queue",
     "log_group",
     "log_stream",
+    "call_source",
 )
+#: `call_source` of a task whose call is only the Batch job name (Cromwell 91's script prefix, until
+#: the monitor fills it in from Cromwell's metadata): shard and attempt are not known then.
+CALL_FROM_JOB_NAME = "job-name"
 _MAX_CROMWELL_ERRORS = 10
 _MAX_MESSAGE_CHARS = 2000
 
@@ -394,10 +398,10 @@ def _failure_key(task: Mapping[str, Any]) -> tuple[str, str]:
 def _run_info(workflow_id: str, run: Mapping[str, Any], event: Mapping[str, Any]) -> RunInfo:
     labels = run.get("labels") if isinstance(run.get("labels"), dict) else {}
     routing = run.get("routing") if isinstance(run.get("routing"), dict) else {}
-    assert isinstance(labels, dict)
-    assert isinstance(routing, dict)
+    assert isinstance(labels, dict)  # nosec B101: narrows the type for mypy; Lambda never runs Python with -O
+    assert isinstance(routing, dict)  # nosec B101: type narrowing; no -O in Lambda
     payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
-    assert isinstance(payload, dict)
+    assert isinstance(payload, dict)  # nosec B101: type narrowing; no -O in Lambda
     status = _str(run.get("status")) or _str(payload.get("status")) or ""
     if event.get("kind") == NotificationKind.ENDED and _str(payload.get("status")):
         status = str(payload["status"]).strip()  # written with the terminal transition itself
@@ -556,6 +560,8 @@ class ReportBuilder:
         entries = _failure_entries(run)
         if kind is NotificationKind.REJECTED:
             reasons = payload.get("reasons") or run.get("reasons") or []
+            if isinstance(reasons, str) or not isinstance(reasons, Iterable):
+                reasons = [reasons]
             report.reasons = [clip(one_line(r), _MAX_MESSAGE_CHARS) for r in reasons if str(r).strip()][:50]
         elif kind is NotificationKind.ENDED:
             self._scan_tasks(report, run, entries)
@@ -662,9 +668,20 @@ class ReportBuilder:
         shard = _int(task.get("shard"))
         shard = -1 if shard is None else shard
         attempt = _int(task.get("attempt"))
+        if attempt is not None and attempt <= 0:
+            attempt = None  # not known
+        from_job_name = task.get("call_source") == CALL_FROM_JOB_NAME
+        if from_job_name and call != "(unknown call)":
+            call = f"{call} (Batch job name)"
         stderr_uri = info.stderr if info and info.stderr else None
         own_workflow = _str(task.get("workflow_id"))
-        if stderr_uri is None and base and call != "(unknown call)" and own_workflow in (None, workflow_id):
+        if (
+            stderr_uri is None
+            and base
+            and not from_job_name
+            and call != "(unknown call)"
+            and own_workflow in (None, workflow_id)
+        ):
             stderr_uri = derive_stderr_uri(base, call, shard, attempt)
         tail = None
         if stderr_uri and self.stderr and index < self.options.stderr_tasks and self.options.stderr_lines > 0:
@@ -730,11 +747,15 @@ class ReportBuilder:
         if for_seconds is None and since is not None:
             for_seconds = max((report.created_at - since).total_seconds(), 0.0)
         shard = _int(merged.get("shard"))
+        attempt = _int(merged.get("attempt"))
+        call = _str(merged.get("call"))
+        if call and task.get("call_source") == CALL_FROM_JOB_NAME:
+            call = f"{call} (Batch job name)"
         return Alert(
             job_id=job,
-            call=_str(merged.get("call")),
+            call=call,
             shard=-1 if shard is None else shard,
-            attempt=_int(merged.get("attempt")),
+            attempt=attempt if attempt is not None and attempt > 0 else None,
             queue=_str(merged.get("queue")),
             task_status=_str(merged.get("task_status") or merged.get("status")),
             since=since,
