@@ -395,13 +395,15 @@ def _failure_key(task: Mapping[str, Any]) -> tuple[str, str]:
     return when, str(task.get("job_id") or "")
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """A stored map, or an empty one when the item holds something else."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _run_info(workflow_id: str, run: Mapping[str, Any], event: Mapping[str, Any]) -> RunInfo:
-    labels = run.get("labels") if isinstance(run.get("labels"), dict) else {}
-    routing = run.get("routing") if isinstance(run.get("routing"), dict) else {}
-    assert isinstance(labels, dict)  # nosec B101: narrows the type for mypy; Lambda never runs Python with -O
-    assert isinstance(routing, dict)  # nosec B101: type narrowing; no -O in Lambda
-    payload = event.get("payload") if isinstance(event.get("payload"), dict) else {}
-    assert isinstance(payload, dict)  # nosec B101: type narrowing; no -O in Lambda
+    labels = _mapping(run.get("labels"))
+    routing = _mapping(run.get("routing"))
+    payload = _mapping(event.get("payload"))
     status = _str(run.get("status")) or _str(payload.get("status")) or ""
     if event.get("kind") == NotificationKind.ENDED and _str(payload.get("status")):
         status = str(payload["status"]).strip()  # written with the terminal transition itself
