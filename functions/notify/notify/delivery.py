@@ -153,7 +153,8 @@ class Notifier:
 
     def _send(self, channel: str, report: Report, now: datetime) -> str:
         if channel == SNS:
-            assert self.sns is not None  # nosec B101: type narrowing; no -O in Lambda
+            # bandit B101: type narrowing; no -O in Lambda
+            assert self.sns is not None  # nosec B101
             return self.sns.publish(render_email(report, region=self.options.region, now=now))
         poster = self.slack() if self.slack else None
         if poster is None:

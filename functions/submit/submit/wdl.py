@@ -322,7 +322,8 @@ def _collect_imports(folder: _Folder, main: str, findings: Findings) -> list[str
 
 def _check_versions(folder: _Folder, used: list[str], findings: Findings) -> str | None:
     main = folder.parsed[used[0]]
-    assert main is not None  # nosec B101: narrows the type for mypy; Lambda never runs Python with -O
+    # bandit B101: narrows the type for mypy; Lambda never runs Python with -O
+    assert main is not None  # nosec B101
     if main.version not in CROMWELL_VERSIONS:
         findings.refuse(
             f"{shown(main.path)}: WDL version {shown(main.version)} is not one Cromwell runs; "

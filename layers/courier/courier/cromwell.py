@@ -369,7 +369,8 @@ class CromwellClient:
                 last = error
             if attempt < self.max_attempts:
                 self._sleep(self.backoff(attempt))
-        assert last is not None
+        # bandit B101: narrows the type for mypy; Lambda never runs Python with -O
+        assert last is not None  # nosec B101
         raise CromwellUnavailable(
             f"Cromwell unavailable after {self.max_attempts} attempts: {last.message}",
             http_status=last.http_status,

@@ -146,7 +146,9 @@ class SecretReader:
         return binary.decode("utf-8")
 
 
-def write_ca_bundle(pem: str | SecretValue, directory: str = "/tmp") -> str:  # noqa: S108
+# /tmp is the only writable directory of a Lambda function; the file name is a content hash and
+# the file is created 0600, so a predictable path gives no one else a way in.
+def write_ca_bundle(pem: str | SecretValue, directory: str = "/tmp") -> str:  # noqa: S108  # nosec B108
     """Write a PEM certificate bundle once and return its path.
 
     The file name is derived from the content, so a container writes each bundle once and a
