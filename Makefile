@@ -79,7 +79,7 @@ $(SCAN_VENV)/.installed: requirements-scan.txt
 	@touch $@
 
 # Suppressions carry their reasons where they are: `checkov: skip` entries (with a comment) in
-# template.yaml's Metadata, `# nosec BXXX: reason` in the code. Bandit runs on local/ and
+# template.yaml's Metadata, `# nosec BXXX` with its reason beside it in the code. Bandit runs on local/ and
 # scripts/ with B404/B603/B607 skipped: those are tools that start processes (miniwdl, sam)
 # by design, never deployed. See docs/security.md.
 scan: venv $(SCAN_VENV)/.installed ## security scans: cfn-lint, checkov, bandit, pip-audit
