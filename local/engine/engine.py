@@ -1,0 +1,656 @@
+"""The local engine: Cromwell's bookkeeping for the REST layer, runs delegated to miniwdl.
+
+Each workflow runs in its own runner process (`local.engine.runner`), supervised by one thread
+here that turns the runner's reports into call metadata, AWS Batch events (`emit`), S3 objects
+(script, stdout, stderr, rc, output files) and, at the end, Cromwell's completion callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import mimetypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from local.cromwell_api.backend import TERMINAL, IdInUse, Workflow, failure, iso
+from local.cromwell_api.rules import Submission
+from local.engine.batch import ABORT_REASON, DEFAULT_IMAGE, EXIT_REASON, LOG_GROUP, BatchJob, task_id_tag
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+_MAIN_WDL = "__main__.wdl"
+_OPTION_CALLBACK = "workflow_callback_uri"
+_OPTION_SCRIPT_PREFIX = "aws_batch_script_bucket_prefix"
+_CALLBACK_ATTEMPTS = 3
+_STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    work_dir: Path
+    bucket: str
+    job_queue_arn: str
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    step_seconds: float = 0.0
+    max_parallel_tasks: int = 4
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_post(url: str, body: dict[str, Any]) -> None:
+    response = requests.post(url, json=body, timeout=10)
+    response.raise_for_status()
+
+
+def _job_failure(fqn: str, shard: int, attempt: int, rc: int) -> str:
+    where = "NA" if shard < 0 else str(shard)
+    return (
+        f"Job {fqn}:{where}:{attempt} exited with return code {rc} which has not been declared as a "
+        "valid return code. See 'continueOnReturnCode' runtime attribute for more details."
+    )
+
+
+@dataclass
+class _Attempt:
+    """One task attempt as the engine tracks it."""
+
+    workflow: Workflow
+    fqn: str
+    shard: int
+    attempt: int
+    call_root: str
+    stem: str
+    entry: dict[str, Any]
+    job: BatchJob
+    pid: int | None = None
+    done: bool = False
+
+
+@dataclass
+class _Run:
+    """One root workflow: its runner process, sub-workflows and task attempts."""
+
+    root: Workflow
+    submission: Submission
+    dir: Path
+    thread: threading.Thread | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    abort_requested: bool = False
+    subs: dict[str, Workflow] = field(default_factory=dict)
+    sub_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bases: dict[str, str] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], _Attempt] = field(default_factory=dict)
+
+
+class LocalEngine:
+    """A `local.cromwell_api.backend.Backend` that really runs WDL. Thread-safe."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        s3: Any,
+        emit: Callable[[str, dict[str, Any]], None],
+        post: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._s3 = s3
+        self._emit = emit
+        self._post = post or _default_post
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._workflows: dict[str, Workflow] = {}
+        self._runs: dict[str, _Run] = {}
+        self._closed = False
+
+    # -- Backend -----------------------------------------------------------------------------
+
+    def create(self, submission: Submission) -> Workflow:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the local engine is closed")
+            wid = submission.requested_workflow_id or str(uuid.uuid4())
+            if wid in self._workflows:
+                raise IdInUse(wid)
+            workflow = Workflow(
+                id=wid,
+                name=submission.workflow_name,
+                status="On Hold" if submission.on_hold else "Submitted",
+                submission=_now(),
+                submitted=submission,
+                labels=dict(submission.labels),
+            )
+            self._workflows[wid] = workflow
+            run = _Run(root=workflow, submission=submission, dir=self.config.work_dir / wid)
+            self._runs[wid] = run
+            if not submission.on_hold:
+                run.thread = threading.Thread(target=self._supervise, args=(run,), name=f"engine-{wid[:8]}")
+                run.thread.start()
+            return self._snapshot(workflow)
+
+    def find(self, workflow_id: str) -> Workflow | None:
+        with self._lock:
+            workflow = self._workflows.get(workflow_id.lower())
+            return None if workflow is None else self._snapshot(workflow)
+
+    def abort(self, workflow_id: str) -> str | None:
+        with self._lock:
+            workflow = self._workflows.get(workflow_id.lower())
+            if workflow is None or workflow.status in TERMINAL:
+                return None
+            run = self._runs.get(workflow.root_id or workflow.id)
+            if run is None:
+                return None
+            run.abort_requested = True
+            if workflow.status in ("On Hold", "Submitted"):
+                # Nothing ran yet: Cromwell answers Aborted at once and sends no callback.
+                self._finish_workflow(run.root, "Aborted")
+                self._idle.notify_all()
+            else:
+                self._move(run.root, "Aborting")
+            proc = run.proc
+            status = workflow.status
+        if proc is not None and proc.poll() is None:
+            self._signal(proc, signal.SIGTERM)
+        return status
+
+    def update_labels(self, workflow_id: str, labels: Mapping[str, str]) -> dict[str, str] | None:
+        with self._lock:
+            workflow = self._workflows.get(workflow_id.lower())
+            if workflow is None:
+                return None
+            workflow.labels.update(labels)
+            return workflow.all_labels()
+
+    def workflows(self) -> list[Workflow]:
+        with self._lock:
+            return [self._snapshot(w) for w in self._workflows.values()]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every workflow is terminal (On Hold ones excepted: they never start)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while not self._is_idle():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+            return True
+
+    def close(self) -> None:
+        """Abort what runs and join every supervising thread; idempotent."""
+        with self._lock:
+            self._closed = True
+            runs = list(self._runs.values())
+        for run in runs:
+            if run.root.status not in TERMINAL and run.root.status != "On Hold":
+                self.abort(run.root.id)
+        deadline = time.monotonic() + _STOP_GRACE_SECONDS
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(max(deadline - time.monotonic(), 0.1))
+        for run in runs:
+            if run.thread is not None and run.thread.is_alive():
+                self._kill_everything(run)
+                run.thread.join(5.0)
+
+    def __enter__(self) -> LocalEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the supervising thread --------------------------------------------------------------
+
+    def _supervise(self, run: _Run) -> None:
+        try:
+            self._run(run)
+        except Exception as exn:  # never leave a workflow hanging in Running
+            with self._lock:
+                if run.root.status not in TERMINAL:
+                    run.root.failures = [failure("Workflow failed", f"{type(exn).__name__}: {exn}")]
+                    self._conclude(run, "Aborted" if run.abort_requested else "Failed")
+        finally:
+            with self._lock:
+                self._idle.notify_all()
+
+    def _run(self, run: _Run) -> None:
+        spec_path = self._prepare(run)
+        read_fd, write_fd = os.pipe()
+        log = open(run.dir / "runner.log", "wb")  # noqa: SIM115 - closed below
+        try:
+            with self._lock:
+                if run.abort_requested:
+                    os.close(read_fd)
+                    os.close(write_fd)
+                    return
+                env = dict(os.environ)
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+                run.proc = subprocess.Popen(
+                    [sys.executable, "-m", "local.engine.runner", str(spec_path), str(write_fd)],
+                    pass_fds=(write_fd,),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    env=env,
+                    cwd=str(run.dir),
+                )
+            os.close(write_fd)
+            finished: dict[str, Any] | None = None
+            with os.fdopen(read_fd, "r", encoding="utf-8") as reports:
+                for line in reports:
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        continue
+                    if message.get("kind") == "finished":
+                        finished = message
+                    else:
+                        self._on_report(run, message)
+            run.proc.wait()
+        finally:
+            log.close()
+        self._finalize(run, finished)
+
+    def _prepare(self, run: _Run) -> Path:
+        sub = run.submission
+        src = run.dir / "src"
+        src.mkdir(parents=True, exist_ok=True)
+        for name, data in (sub.dependencies or {}).items():
+            target = (src / name).resolve()
+            if name.startswith("/") or src.resolve() not in target.parents:
+                continue  # a path leaving the unzipped directory is never written
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        source = sub.workflow_source
+        if source is None and sub.workflow_url is not None:
+            response = requests.get(sub.workflow_url, timeout=30)
+            response.raise_for_status()
+            source = response.text
+        (src / _MAIN_WDL).write_text(source or "", encoding="utf-8")
+        spec = {
+            "main": str(src / _MAIN_WDL),
+            "src_dir": str(src),
+            "run_dir": str(run.dir),
+            "inputs": sub.inputs,
+            "step_seconds": self.config.step_seconds,
+            "max_parallel_tasks": self.config.max_parallel_tasks,
+        }
+        spec_path = run.dir / "spec.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        return spec_path
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def _on_report(self, run: _Run, message: dict[str, Any]) -> None:
+        if message.get("kind") == "started":
+            with self._lock:
+                run.root.name = str(message.get("name") or run.root.name)
+                if run.root.status == "Submitted":
+                    self._move(run.root, "Running")
+                run.root.extra["workflowRoot"] = self._root_base(run)
+            return
+        if message.get("kind") != "job" or not message.get("frames"):
+            return
+        state = str(message.get("state"))
+        if state == "RUNNABLE":
+            self._job_created(run, message)
+            return
+        frames = message["frames"]
+        key = (frames[-1]["key"], int(message.get("attempt", 1)))
+        with self._lock:
+            attempt = run.attempts.get(key)
+        if attempt is None:
+            return
+        if state == "STARTING":
+            self._emit_state(attempt, "STARTING")
+        elif state == "RUNNING":
+            with self._lock:
+                attempt.pid = message.get("pid")
+                attempt.job.start()
+                attempt.entry["backendStatus"] = "Running"
+            self._emit_state(attempt, "RUNNING")
+        elif state in ("EXITED", "ABORTED"):
+            self._job_ended(run, attempt, message, aborted=state == "ABORTED")
+
+    def _root_base(self, run: _Run) -> str:
+        return f"s3://{self.config.bucket}/cromwell-execution/{run.root.name}/{run.root.id}"
+
+    def _workflow_for(self, run: _Run, frames: list[dict[str, Any]]) -> tuple[Workflow, str]:
+        """The (sub-)workflow owning the last frame's call, and its S3 base; creates sub-workflows."""
+        workflow, base = run.root, self._root_base(run)
+        for frame in frames[:-1]:
+            key = frame["key"]
+            sub = run.subs.get(key)
+            if sub is None:
+                call_root = f"{base}/call-{frame['alias']}" + (
+                    f"/shard-{frame['shard']}" if frame["shard"] >= 0 else ""
+                )
+                sub = Workflow(
+                    id=str(uuid.uuid4()),
+                    name=str(frame["callee"]),
+                    status="Running",
+                    submission=_now(),
+                    start=_now(),
+                    labels=dict(run.root.labels),
+                    parent_id=workflow.id,
+                    root_id=run.root.id,
+                )
+                sub_base = f"{call_root}/{sub.name}/{sub.id}"
+                sub.extra["workflowRoot"] = sub_base
+                run.subs[key] = sub
+                run.bases[key] = sub_base
+                self._workflows[sub.id] = sub
+                entry = {
+                    "executionStatus": "Running",
+                    "shardIndex": frame["shard"],
+                    "attempt": 1,
+                    "subWorkflowId": sub.id,
+                    "callRoot": call_root,
+                    "start": iso(_now()),
+                }
+                workflow.calls.setdefault(f"{workflow.name}.{frame['alias']}", []).append(entry)
+                run.sub_entries[key] = entry
+            workflow, base = sub, run.bases[key]
+        return workflow, base
+
+    def _job_created(self, run: _Run, message: dict[str, Any]) -> None:
+        frames = message["frames"]
+        frame = frames[-1]
+        number = int(message.get("attempt", 1))
+        runtime = message.get("runtime") or {}
+        script_text = ""
+        script_path = message.get("script")
+        if isinstance(script_path, str) and os.path.exists(script_path):
+            script_text = Path(script_path).read_text(encoding="utf-8", errors="replace")
+        with self._lock:
+            workflow, base = self._workflow_for(run, frames)
+            fqn = f"{workflow.name}.{frame['alias']}"
+            shard = int(frame["shard"])
+            call_root = f"{base}/call-{frame['alias']}"
+            if shard >= 0:
+                call_root += f"/shard-{shard}"
+            if number > 1:
+                call_root += f"/attempt-{number}"
+                previous = run.attempts.get((frame["key"], number - 1))
+                if previous is not None and previous.entry.get("executionStatus") == "Failed":
+                    previous.entry["executionStatus"] = "RetryableFailure"
+            stem = frame["alias"] if shard < 0 else f"{frame['alias']}-{shard}"
+            options = run.submission.options or {}
+            prefix = str(options.get(_OPTION_SCRIPT_PREFIX) or "scripts/")
+            digest = hashlib.md5(script_text.encode(), usedforsecurity=False).hexdigest()
+            script_url = f"s3://{self.config.bucket}/{prefix}{digest}"
+            tags = dict(run.root.labels.items())
+            tags.update(
+                {
+                    "cromwell-root-workflow-id": run.root.id,
+                    "cromwell-root-workflow-name": run.root.name,
+                    "cromwell-workflow-id": workflow.id,
+                    "cromwell-workflow-name": workflow.name,
+                    "cromwell-task-id": task_id_tag(fqn, shard, number),
+                }
+            )
+            job = BatchJob(
+                region=self.config.region,
+                account=self.config.account,
+                queue_arn=self.config.job_queue_arn,
+                fqn=fqn,
+                shard=shard,
+                attempt=number,
+                tags=tags,
+                script_url=script_url,
+                image=str(runtime.get("docker") or DEFAULT_IMAGE),
+                vcpus=runtime.get("cpu"),
+                memory=runtime.get("memory"),
+            )
+            entry: dict[str, Any] = {
+                "executionStatus": "Running",
+                "backendStatus": "Runnable",
+                "shardIndex": shard,
+                "attempt": number,
+                "backend": "AWSBatch",
+                "jobId": job.job_id,
+                "callRoot": call_root,
+                "stdout": f"{call_root}/{stem}-stdout.log",
+                "stderr": f"{call_root}/{stem}-stderr.log",
+                "runtimeAttributes": {
+                    "docker": job.image,
+                    "cpu": str(runtime.get("cpu") or 1),
+                    "memory": str(runtime.get("memory") or "2 GiB"),
+                },
+                "start": iso(_now()),
+            }
+            workflow.calls.setdefault(fqn, []).append(entry)
+            attempt = _Attempt(workflow, fqn, shard, number, call_root, stem, entry, job)
+            run.attempts[(frame["key"], number)] = attempt
+        self._put(f"{call_root}/script", script_text.encode())
+        self._put(script_url, script_text.encode())
+        self._emit_state(attempt, "RUNNABLE")
+
+    def _job_ended(self, run: _Run, attempt: _Attempt, message: dict[str, Any], *, aborted: bool) -> None:
+        rc = message.get("rc")
+        for stream in ("stdout", "stderr"):
+            path = message.get(stream)
+            if isinstance(path, str) and os.path.exists(path):
+                self._put(attempt.entry[stream], Path(path).read_bytes())
+        if not aborted and rc is not None:
+            self._put(f"{attempt.call_root}/{attempt.stem}-rc.txt", f"{rc}\n".encode())
+        with self._lock:
+            attempt.done = True
+            entry = attempt.entry
+            entry["end"] = iso(_now())
+            if rc is not None:
+                entry["returnCode"] = rc
+            if attempt.job.log_stream is not None:
+                entry["logConfig:logGroupName"] = LOG_GROUP
+                entry["logConfig:logStreamName"] = attempt.job.log_stream
+            if aborted:
+                entry["executionStatus"] = "Aborted"
+                entry["backendStatus"] = "Failed"
+            elif rc == 0:
+                entry["executionStatus"] = "Done"
+                entry["backendStatus"] = "Succeeded"
+            else:
+                entry["executionStatus"] = "Failed"
+                entry["backendStatus"] = "Failed"
+                entry["failures"] = [
+                    failure(_job_failure(attempt.fqn, attempt.shard, attempt.attempt, int(rc)))
+                ]
+        if aborted:
+            self._emit_state(attempt, "FAILED", exit_code=rc, reason=ABORT_REASON)
+        elif rc == 0:
+            self._emit_state(attempt, "SUCCEEDED", exit_code=0, reason=EXIT_REASON)
+        else:
+            self._emit_state(attempt, "FAILED", exit_code=rc, reason=EXIT_REASON)
+
+    def _emit_state(
+        self, attempt: _Attempt, status: str, *, exit_code: int | None = None, reason: str | None = None
+    ) -> None:
+        with self._lock:
+            detail = attempt.job.detail(status, exit_code=exit_code, reason=reason)
+            if status != "RUNNABLE":
+                attempt.entry["backendStatus"] = status.capitalize()
+        self._emit("Batch Job State Change", detail)
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def _finalize(self, run: _Run, finished: dict[str, Any] | None) -> None:
+        with self._lock:
+            if run.root.status in TERMINAL:
+                return  # aborted before it started: already Aborted, and no callback
+        outputs: dict[str, Any] = {}
+        if finished is not None and finished.get("status") == "Succeeded" and not run.abort_requested:
+            outputs = self._publish_outputs(run, finished)
+        with self._lock:
+            # Jobs the runner never reported as ended (killed runner): FAILED like a terminated job.
+            loose = [a for a in run.attempts.values() if not a.done]
+        for attempt in loose:
+            self._job_ended(run, attempt, {"rc": None}, aborted=True)
+        with self._lock:
+            if run.abort_requested:
+                state = "Aborted"
+            elif finished is not None and finished.get("status") == "Succeeded":
+                state = "Succeeded"
+                run.root.outputs = outputs
+            else:
+                state = "Failed"
+                run.root.failures = self._failures(run, finished)
+            self._conclude(run, state)
+
+    def _conclude(self, run: _Run, state: str) -> None:
+        """Close sub-workflows, then the root; POST the callback; wake wait_idle. Holds the lock."""
+        for key, sub in run.subs.items():
+            prefix = key + "/"
+            failed = any(
+                a.entry.get("executionStatus") == "Failed"
+                for (k, _), a in run.attempts.items()
+                if k.startswith(prefix)
+            )
+            sub_state = "Aborted" if state == "Aborted" else ("Failed" if failed else "Succeeded")
+            if state == "Failed" and not failed:
+                sub_state = (
+                    "Succeeded"
+                    if all(a.done for (k, _), a in run.attempts.items() if k.startswith(prefix))
+                    else "Failed"
+                )
+            self._finish_workflow(sub, sub_state)
+            entry = run.sub_entries.get(key)
+            if entry is not None:
+                entry["executionStatus"] = {"Succeeded": "Done", "Failed": "Failed"}.get(sub_state, "Aborted")
+                entry["end"] = iso(_now())
+        callback = (run.submission.options or {}).get(_OPTION_CALLBACK)
+        if isinstance(callback, str) and callback:
+            body = {
+                "workflowId": run.root.id,
+                "state": state,
+                "outputs": dict(run.root.outputs),
+                "failures": [dict(f) for f in run.root.failures],
+            }
+            self._lock.release()
+            try:
+                self._send_callback(callback, body)
+            finally:
+                self._lock.acquire()
+        self._finish_workflow(run.root, state)
+        self._idle.notify_all()
+
+    def _send_callback(self, url: str, body: dict[str, Any]) -> None:
+        for attempt in range(_CALLBACK_ATTEMPTS):
+            try:
+                self._post(url, body)
+                return
+            except Exception:
+                if attempt + 1 < _CALLBACK_ATTEMPTS:
+                    time.sleep(0.2 * (attempt + 1))
+
+    def _failures(self, run: _Run, finished: dict[str, Any] | None) -> list[dict[str, Any]]:
+        if finished is not None and finished.get("stage") == "input":
+            return [
+                failure("Workflow input processing failed", str(finished.get("error") or "unknown error"))
+            ]
+        messages = [
+            f["message"]
+            for a in run.attempts.values()
+            if a.entry.get("executionStatus") == "Failed"
+            for f in a.entry.get("failures", [])
+        ]
+        if not messages:
+            error = (finished or {}).get("error") or "the workflow runner stopped without a result"
+            messages = [str(error)]
+        return [failure("Workflow failed", *messages)]
+
+    def _publish_outputs(self, run: _Run, finished: dict[str, Any]) -> dict[str, Any]:
+        """Copy output files to their call roots in S3 and answer with those s3:// paths."""
+        replacements: dict[str, str] = {}
+        run_root = (run.dir / "run").resolve()
+        with self._lock:
+            roots = {
+                str(run_root.joinpath(*key.split("/"))): a.call_root for (key, _), a in run.attempts.items()
+            }
+        for item in finished.get("files") or []:
+            call_root = roots.get(item.get("task_dir", ""))
+            if call_root is None or item.get("directory"):
+                continue
+            target = f"{call_root}/{item['relative']}"
+            local = Path(item["local"])
+            if local.is_file():
+                self._put(target, local.read_bytes())
+                replacements[item["value"]] = target
+
+        def swap(value: Any) -> Any:
+            if isinstance(value, str):
+                return replacements.get(value, value)
+            if isinstance(value, list):
+                return [swap(v) for v in value]
+            if isinstance(value, dict):
+                return {k: swap(v) for k, v in value.items()}
+            return value
+
+        return {k: swap(v) for k, v in (finished.get("outputs") or {}).items()}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _put(self, uri: str, body: bytes) -> None:
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        content_type = mimetypes.guess_type(key)[0] or "text/plain"
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+    def _move(self, workflow: Workflow, status: str) -> None:
+        workflow.status = status
+        if status != "Submitted" and workflow.start is None:
+            workflow.start = _now()
+
+    def _finish_workflow(self, workflow: Workflow, status: str) -> None:
+        self._move(workflow, status)
+        workflow.end = workflow.end or _now()
+
+    def _is_idle(self) -> bool:
+        return all(w.status in TERMINAL or w.status == "On Hold" for w in self._workflows.values()) and all(
+            run.thread is None or not run.thread.is_alive() or run.root.status in TERMINAL
+            for run in self._runs.values()
+        )
+
+    @staticmethod
+    def _snapshot(workflow: Workflow) -> Workflow:
+        return replace(
+            workflow,
+            outputs=json.loads(json.dumps(workflow.outputs)),
+            labels=dict(workflow.labels),
+            calls={fqn: [dict(e) for e in entries] for fqn, entries in workflow.calls.items()},
+            failures=[dict(f) for f in workflow.failures],
+            extra=dict(workflow.extra),
+        )
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+
+    def _kill_everything(self, run: _Run) -> None:
+        """Last resort when a runner ignores SIGTERM: kill it and every task process group it started."""
+        with self._lock:
+            pids = [a.pid for a in run.attempts.values() if a.pid is not None and not a.done]
+            proc = run.proc
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        if proc is not None and proc.poll() is None:
+            self._signal(proc, signal.SIGKILL)
