@@ -1,0 +1,99 @@
+"""`python -m local.demo` (`make demo`): the whole flow on loopback, printed as a timeline.
+
+A LOCAL EMULATION: moto stands in for AWS (resources created from template.yaml), the local engine
+runs the WDL as local processes and causes the AWS Batch events Cromwell would, the functions'
+handlers run in this process. Two run folders are dropped into the runs bucket: a scatter over
+three samples with an imported task file, and a run whose second task fails. The demo ends by
+itself once both runs are over and reported, and exits 0 when they ended as expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from local.stack.paths import ensure_import_paths
+
+if TYPE_CHECKING:
+    from local.stack import LocalStack
+
+DEMO_RUNS = Path(__file__).resolve().parent / "demo_runs"
+EXPECTED = {"scatter": "Succeeded", "failing": "Failed"}
+
+BANNER = """\
+Cromwell Courier - local demo
+=============================
+This is a LOCAL EMULATION, not AWS: moto plays S3, DynamoDB, EventBridge, SQS, SNS and Secrets
+Manager (resources created from template.yaml), a local engine runs the WDL tasks as processes on
+this machine and emits the AWS Batch events Cromwell would cause, and the submit, monitor,
+callback and notify handlers run in this process. E-mail goes to an SQS queue subscribed to the
+topic; Slack goes to a webhook receiver on 127.0.0.1.
+"""
+
+
+def main(argv: list[str] | None = None, *, before_stop: Callable[[LocalStack], None] | None = None) -> int:
+    """Run the demo; 0 when both runs ended as expected. `before_stop`, if given, is called with
+    the stack once the runs are over and the stack is quiet, before it stops (to look at the
+    ledger, the receipts and the messages it holds)."""
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the runs")
+    parser.add_argument("--step", type=float, default=0.3, help="pause between a task's Batch states")
+    args = parser.parse_args(argv)
+    ensure_import_paths()
+
+    from local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+
+    width = min(shutil.get_terminal_size((110, 20)).columns, 140)
+    print(BANNER)
+    print("Starting the local stack ...", flush=True)
+    options = LocalStackOptions(
+        on_entry=lambda entry: print(entry.render(width), flush=True),
+        step_seconds=args.step,
+    )
+    started = time.monotonic()
+    outcomes: dict[str, str] = {}
+    with LocalStack(options) as stack:
+        print(
+            f"  AWS (moto)      {stack.moto_url}\n"
+            f"  Cromwell        {stack.cromwell_url}  (local engine)\n"
+            f"  runs bucket     s3://{stack.runs_bucket}\n"
+            f"  ledger table    {stack.table_name}\n"
+            f"  functions       {', '.join(stack.provisioned.functions)}\n",
+            flush=True,
+        )
+        print(f"{'time':>8}  {'run':<18}  {'what':<8} detail")
+        workflow_ids: dict[str, str] = {}
+        for name in EXPECTED:
+            (inputs_key,) = stack.drop_folder(DEMO_RUNS / name, f"demo/{name}")
+            receipt = stack.wait_for_receipt(inputs_key, timeout=30)
+            if receipt is None:
+                print(f"no receipt for {inputs_key}", file=sys.stderr)
+                return 1
+            workflow_ids[name] = str(receipt["workflow_id"])
+        deadline = time.monotonic() + args.timeout
+        for name, workflow_id in workflow_ids.items():
+            run = stack.wait_for_end(workflow_id, timeout=max(1.0, deadline - time.monotonic()))
+            outcomes[name] = str(run.get("status")) if run else "unfinished"
+        stack.settle(timeout=5)
+        if before_stop is not None:
+            before_stop(stack)
+        print("\nStopping the local stack ...", flush=True)
+    elapsed = time.monotonic() - started
+    print("\nSummary (local emulation)")
+    ok = True
+    for name, expected in EXPECTED.items():
+        got = outcomes.get(name, "unfinished")
+        mark = "as expected" if got == expected else f"EXPECTED {expected}"
+        ok = ok and got == expected
+        print(f"  {name:<10} {got:<11} {mark}")
+    print(f"  done in {elapsed:.0f} s; everything it started has stopped.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

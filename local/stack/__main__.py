@@ -1,0 +1,115 @@
+"""`python -m local.stack` (`make stack`): keep the local stack up, drop your own run folders into
+it, and watch the timeline. A local emulation on loopback, not AWS.
+
+    python -m local.stack                          # up until Ctrl-C; drop files with any S3 client
+    python -m local.stack --drop path/to/folder    # drop a folder, print until its runs end
+    python -m local.stack --write-env events/env.local.json   # env file for `sam local invoke`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+from local.stack.paths import ensure_import_paths
+
+FIXED = {"moto": 5000, "cromwell": 8000, "callback": 8001}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--drop", type=Path, action="append", default=[], help="run folder to drop (repeatable)"
+    )
+    parser.add_argument("--prefix", default="runs", help="key prefix for dropped folders (default: runs)")
+    parser.add_argument("--moto-port", type=int, default=FIXED["moto"], help="AWS endpoint port (0: any)")
+    parser.add_argument("--cromwell-port", type=int, default=FIXED["cromwell"], help="Cromwell port (0: any)")
+    parser.add_argument(
+        "--callback-port", type=int, default=FIXED["callback"], help="callback URL port (0: any)"
+    )
+    parser.add_argument("--step", type=float, default=0.3, help="pause between a task's Batch states (s)")
+    parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=None,
+        help="seconds between reconciler runs (default: template)",
+    )
+    parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
+    parser.add_argument(
+        "--timeout", type=float, default=0, help="with --drop: give up after this many seconds"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for folder in args.drop:
+        if not folder.is_dir():
+            print(f"not a folder: {folder}", file=sys.stderr)
+            return 2
+    ensure_import_paths()
+    from local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
+
+    width = min(shutil.get_terminal_size((110, 20)).columns, 140)
+    options = LocalStackOptions(
+        moto_port=args.moto_port,
+        cromwell_port=args.cromwell_port,
+        callback_port=args.callback_port,
+        step_seconds=args.step,
+        schedule_seconds=args.reconcile_every,
+        on_entry=lambda entry: print(entry.render(width), flush=True),
+    )
+    print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")
+    print("for Cromwell on AWS Batch, the functions' handlers in this process). Ctrl-C stops it.\n")
+    with LocalStack(options) as stack:
+        callback = next(
+            iter(
+                stack.provisioned.functions[f].url
+                for f in stack.provisioned.functions
+                if stack.provisioned.functions[f].url
+            ),
+            "",
+        )
+        print(f"  AWS_ENDPOINT_URL={stack.moto_url}")
+        print(f"  CROMWELL_URL={stack.cromwell_url}")
+        print(f"  callback function URL {callback}")
+        print(
+            f"  runs bucket     s3://{stack.runs_bucket}"
+            f"   (drop: aws --endpoint-url {stack.moto_url} s3 cp ...)"
+        )
+        print(f"  ledger table    {stack.table_name}")
+        for name, url in stack.provisioned.email_queues.items():
+            print(f"  e-mail inbox    {url}  ({name})")
+        print(f"  Slack webhook   {stack.slack.webhook_url if stack.slack else '-'}")
+        if args.write_env:
+            args.write_env.write_text(json.dumps(stack.sam_env(), indent=2) + "\n", encoding="utf-8")
+            print(f"  sam env file    {args.write_env}")
+        print()
+        workflow_ids = []
+        for folder in args.drop:
+            prefix = f"{args.prefix.strip('/')}/{folder.resolve().name}"
+            for key in stack.drop_folder(folder, prefix):
+                receipt = stack.wait_for_receipt(key, timeout=60)
+                if receipt and receipt.get("status") == "Submitted":
+                    workflow_ids.append(str(receipt["workflow_id"]))
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        try:
+            if args.drop:
+                for workflow_id in workflow_ids:
+                    remaining = (deadline - time.monotonic()) if deadline else 365 * 86400.0
+                    stack.wait_for_end(workflow_id, timeout=max(remaining, 0.1))
+                stack.settle(timeout=5)
+            else:
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nstopping ...", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Where the local stack's messages end up: a Slack incoming-webhook receiver on loopback, and
+the e-mail inbox (the SQS queue subscribed to the topic in place of the e-mail address)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SlackPost:
+    path: str
+    payload: dict[str, Any]
+    at: float = field(default_factory=time.time)
+
+    @property
+    def text(self) -> str:
+        """The message's notification text (`text`)."""
+        return str(self.payload.get("text") or "")
+
+    def rendered(self) -> str:
+        """The message roughly as Slack shows it: its blocks' text, one line each, else `text`."""
+        blocks = list(self.payload.get("blocks") or [])
+        for attachment in self.payload.get("attachments") or []:
+            blocks.extend(attachment.get("blocks") or [])
+        lines: list[str] = []
+        for block in blocks:
+            text = block.get("text")
+            if isinstance(text, dict) and text.get("text"):
+                lines.append(str(text["text"]))
+            fields = [str(f.get("text", "")).replace("\n", ": ", 1) for f in block.get("fields") or []]
+            if fields:
+                lines.append(" | ".join(fields))
+            for element in block.get("elements") or []:
+                if isinstance(element, dict) and element.get("text"):
+                    lines.append(str(element["text"]))
+        return "\n".join(lines) or self.text
+
+    def mentions(self, needle: str) -> bool:
+        return needle in json.dumps(self.payload)
+
+
+class SlackReceiver:
+    """Answers `ok` to every POST, like Slack's incoming webhooks, and records it."""
+
+    def __init__(self, on_post: Callable[[SlackPost], None] | None = None, host: str = "127.0.0.1") -> None:
+        self.posts: list[SlackPost] = []
+        self._lock = threading.Lock()
+        self.on_post = on_post
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b"{}"
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = {"raw": raw.decode("utf-8", "replace")}
+                post = SlackPost(self.path, payload)
+                with outer._lock:
+                    outer.posts.append(post)
+                if outer.on_post is not None:
+                    outer.on_post(post)
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self.host, self.port = host, int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-receiver", daemon=True)
+        self._thread.start()
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://{self.host}:{self.port}/services/TLOCAL/BLOCAL/local-webhook"
+
+    def received(self) -> list[SlackPost]:
+        with self._lock:
+            return list(self.posts)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class Email:
+    """One notification as the e-mail subscriber would get it."""
+
+    subject: str
+    body: str
+    at: float = field(default_factory=time.time)
+
+    def mentions(self, needle: str) -> bool:
+        return needle in self.subject or needle in self.body
+
+
+class Inbox:
+    """Drains the SNS-subscribed stand-in queue(s) into `Email`s."""
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_urls: list[str],
+        on_email: Callable[[Email], None] | None = None,
+        poll_seconds: float = 0.1,
+        email_text: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.sqs = sqs
+        self.queue_urls = queue_urls
+        self.on_email = on_email
+        self.poll_seconds = poll_seconds
+        #: The e-mail protocol's text of a published message (by MessageId), when the publisher
+        #: used MessageStructure=json: the queue itself only receives the `default` text.
+        self.email_text = email_text
+        self.emails: list[Email] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="email-inbox", daemon=True)
+
+    def start(self) -> None:
+        if self.queue_urls:
+            self._thread.start()
+
+    def received(self) -> list[Email]:
+        with self._lock:
+            return list(self.emails)
+
+    def drain(self) -> int:
+        count = 0
+        for url in self.queue_urls:
+            messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            for message in messages.get("Messages", []):
+                envelope = json.loads(message["Body"])
+                body = str(envelope.get("Message") or "")
+                if self.email_text is not None:
+                    body = self.email_text(str(envelope.get("MessageId") or "")) or body
+                email = Email(str(envelope.get("Subject") or ""), body)
+                with self._lock:
+                    self.emails.append(email)
+                if self.on_email is not None:
+                    self.on_email(email)
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                count += 1
+        return count
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                got = self.drain()
+            except Exception:  # the moto server is going away; stop quietly
+                if self._stop.is_set():
+                    return
+                got = 0
+            if not got:
+                self._stop.wait(self.poll_seconds)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
