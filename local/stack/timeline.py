@@ -27,7 +27,8 @@ class Entry:
     def render(self, width: int = 110) -> str:
         """`  12.3s  run-label   kind      text`, continuation lines indented under the text."""
         head = f"{self.at:7.1f}s  {self.run[:18]:<18}  {self.kind:<8} "
-        room = max(30, width - len(head))
+        # Never narrower than an e-mail line (72 columns), so messages keep their own line breaks.
+        room = max(80, width - len(head))
         out: list[str] = []
         for line in self.text.splitlines() or [""]:
             if not line.strip():
