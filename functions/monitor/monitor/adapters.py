@@ -15,7 +15,6 @@ from monitor.ending import Ender
 from monitor.filling import TaskFiller
 from monitor.ports import Cromwell, JobTags
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
-from monitor.stuck import StuckAlerts
 from monitor.sweep import Reconciler
 from monitor.tracking import Tracker
 
@@ -124,5 +123,4 @@ def reconciler(
         clock=clock,
         max_metadata_calls=settings.max_metadata_calls,
         max_unattributed=settings.max_unattributed,
-        stuck=StuckAlerts(settings.table_name, dynamodb, retention_days=settings.retention_days, clock=clock),
     )

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from courier.conventions import parse_task_id, workflow_id_from_script_url
+from courier.models import CallSource
 from monitor.events import BatchJobEvent
 from monitor.ports import JobTags
 
@@ -47,12 +48,6 @@ class Source(StrEnum):
     JOB_TAGS = "job-tags"
     SCRIPT_PREFIX = "script-prefix"
     JOB_METADATA = "job-metadata"
-
-
-class CallSource(StrEnum):
-    TASK_ID_TAG = "task-id-tag"
-    METADATA = "metadata"
-    JOB_NAME = "job-name"
 
 
 @dataclass(frozen=True, slots=True)

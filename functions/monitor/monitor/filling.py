@@ -28,10 +28,11 @@ from botocore.exceptions import ClientError
 
 from courier.errors import CromwellError, InvalidEvent
 from courier.ledger import schema as s
-from courier.ledger._codec import query_items, serialize, to_item
+from courier.ledger._codec import conditional_failure, query_items, serialize, to_item
 from courier.ledger.tasks import Pointer, TaskLedger
+from courier.models import CallSource
 from courier.observability import logger
-from monitor.attribution import Attribution, CallSource
+from monitor.attribution import Attribution
 from monitor.events import parse_event
 from monitor.metadata_index import METADATA_KEYS, index_jobs
 from monitor.ports import Cromwell
@@ -154,7 +155,7 @@ class TaskFiller:
             )
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_failure(exc):
                 return False
             raise
 

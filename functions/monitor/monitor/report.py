@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from monitor.metadata_index import iter_call_entries
+
 TRUNCATION_MARK: Final = "…"
 
 
@@ -53,32 +55,22 @@ def failure_messages(failures: Any, limit: int = 20) -> list[str]:
 
 def iter_failed_calls(metadata: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     """Failed call entries of `/metadata/failed-jobs`, sub-workflows included (depth first)."""
-    calls = metadata.get("calls")
-    if not isinstance(calls, Mapping):
-        return
-    for fqn, entries in calls.items():
-        if not isinstance(entries, list):
+    for owner, fqn, entry in iter_call_entries(metadata):
+        if isinstance(entry.get("subWorkflowMetadata"), Mapping):
             continue
-        for entry in entries:
-            if not isinstance(entry, Mapping):
-                continue
-            nested = entry.get("subWorkflowMetadata")
-            if isinstance(nested, Mapping):
-                yield from iter_failed_calls(nested)
-                continue
-            yield {
-                "call": str(fqn),
-                "workflow_id": metadata.get("id"),
-                "shard": entry.get("shardIndex"),
-                "attempt": entry.get("attempt"),
-                "job_id": entry.get("jobId"),
-                "return_code": entry.get("returnCode"),
-                "status": entry.get("executionStatus"),
-                "messages": failure_messages(entry.get("failures")),
-                "stderr": entry.get("stderr"),
-                "log_stream": entry.get("logConfig:logStreamName"),
-                "log_group": entry.get("logConfig:logGroupName"),
-            }
+        yield {
+            "call": fqn,
+            "workflow_id": owner.get("id"),
+            "shard": entry.get("shardIndex"),
+            "attempt": entry.get("attempt"),
+            "job_id": entry.get("jobId"),
+            "return_code": entry.get("returnCode"),
+            "status": entry.get("executionStatus"),
+            "messages": failure_messages(entry.get("failures")),
+            "stderr": entry.get("stderr"),
+            "log_stream": entry.get("logConfig:logStreamName"),
+            "log_group": entry.get("logConfig:logGroupName"),
+        }
 
 
 def bound_failures(

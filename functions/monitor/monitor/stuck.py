@@ -16,22 +16,16 @@ The mark is never earlier than `runnable_at`, whatever the clocks say, so one pe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
-from courier.ledger._codec import query_items, serialize, to_item
+from courier.ledger._codec import cancelled_by_condition, iso, query_items, serialize, to_item
+from courier.ledger.runs import RunLedger
 from courier.models import NotificationKind, TaskStatus
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def stuck_discriminator(job_id: str, batch_attempts: int) -> str:
@@ -40,27 +34,17 @@ def stuck_discriminator(job_id: str, batch_attempts: int) -> str:
 
 
 class StuckAlerts:
-    """Adapter over the ledger table for the reconciler's stuck alerts. Client injected."""
+    """The reconciler's stuck alerts, on the run ledger's table, client, clock and retention."""
 
-    def __init__(
-        self,
-        table_name: str,
-        client: DynamoDBClient | Any,
-        *,
-        retention_days: int = 90,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.table_name = table_name
-        self.client = client
-        self.retention_seconds = retention_days * 86_400
-        self.clock = clock
+    def __init__(self, runs: RunLedger) -> None:
+        self.runs = runs
 
     def candidates(
         self, workflow_id: str, entered_before: datetime, limit: int = 200
     ) -> list[dict[str, Any]]:
         """RUNNABLE tasks of a run since before `entered_before`, not alerted for this period."""
         kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": self.runs.table_name,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :task)",
             "FilterExpression": (
                 "#st = :runnable AND #ra < :before AND (attribute_not_exists(#sa) OR #sa < #ra)"
@@ -79,7 +63,7 @@ class StuckAlerts:
                 ":before": serialize(iso(entered_before)),
             },
         }
-        return list(query_items(self.client, kwargs, limit))
+        return list(query_items(self.runs.client, kwargs, limit))
 
     def raise_stuck(self, workflow_id: str, task: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
         """Insert the alert of this RUNNABLE period and mark the task, in one transaction.
@@ -87,30 +71,13 @@ class StuckAlerts:
         job_id = str(task["job_id"])
         runnable_at = str(task.get("runnable_at") or "")
         attempts = int(task.get("batch_attempts") or 0)
-        now = iso(self.clock())
-        created = int(self.clock().timestamp())
-        event = {
-            s.PK: s.run_pk(workflow_id),
-            s.SK: s.event_sk(NotificationKind.STUCK.value, stuck_discriminator(job_id, attempts)),
-            s.TYPE: s.ITEM_EVENT,
-            "kind": NotificationKind.STUCK.value,
-            "workflow_id": workflow_id,
-            "created_at": now,
-            "payload": dict(payload),
-            s.TTL_ATTR: created + self.retention_seconds,
-        }
+        now = iso(self.runs.clock())
+        discriminator = stuck_discriminator(job_id, attempts)
         items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": to_item(event),
-                    "ConditionExpression": "attribute_not_exists(#pk)",
-                    "ExpressionAttributeNames": {"#pk": s.PK},
-                }
-            },
+            self.runs.event_put(workflow_id, NotificationKind.STUCK, payload, discriminator),
             {
                 "Update": {
-                    "TableName": self.table_name,
+                    "TableName": self.runs.table_name,
                     "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.task_sk(job_id)}),
                     "UpdateExpression": "SET #sa = :mark",
                     "ConditionExpression": "#st = :runnable AND #ra = :ra",
@@ -129,13 +96,9 @@ class StuckAlerts:
             },
         ]
         try:
-            self.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            self.runs.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
             return True
         except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            code = exc.response.get("Error", {}).get("Code")
-            if code == "TransactionCanceledException" and (
-                not reasons or any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
-            ):
+            if any(cancelled_by_condition(exc)):
                 return False
             raise

@@ -80,7 +80,6 @@ class Reconciler:
         max_metadata_calls: int = 25,
         max_unattributed: int = 500,
         max_adoption_pages: int = 5,
-        stuck: StuckAlerts | None = None,
     ) -> None:
         self.runs = runs
         self.tasks = tasks
@@ -93,12 +92,7 @@ class Reconciler:
         self.max_metadata_calls = max_metadata_calls
         self.max_unattributed = max_unattributed
         self.max_adoption_pages = max_adoption_pages
-        self.stuck = stuck or StuckAlerts(
-            tasks.table_name,
-            tasks.client,
-            retention_days=max(1, tasks.retention.days),
-            clock=clock,
-        )
+        self.stuck = StuckAlerts(runs)
 
     def sweep(self) -> SweepReport:
         report = SweepReport()

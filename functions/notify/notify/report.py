@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from courier.conventions import LABEL_PROJECT, LABEL_SLACK_CHANNEL
-from courier.models import NotificationKind, RunStatus
+from courier.models import CallSource, NotificationKind, RunStatus
 from notify.classify import Classification, FailureKind, classify
 from notify.text import clean_block, clip, one_line
 
@@ -38,9 +38,6 @@ TASK_ATTRIBUTES = (
     "log_stream",
     "call_source",
 )
-#: `call_source` of a task whose call is only the Batch job name (Cromwell 91's script prefix, until
-#: the monitor fills it in from Cromwell's metadata): shard and attempt are not known then.
-CALL_FROM_JOB_NAME = "job-name"
 _MAX_CROMWELL_ERRORS = 10
 _MAX_MESSAGE_CHARS = 2000
 
@@ -395,6 +392,18 @@ def _failure_key(task: Mapping[str, Any]) -> tuple[str, str]:
     return when, str(task.get("job_id") or "")
 
 
+def _known_attempt(value: Any) -> int | None:
+    """A task's attempt, or None when the ledger does not know it (0: from the job name)."""
+    attempt = _int(value)
+    return attempt if attempt is not None and attempt > 0 else None
+
+
+def _call_label(call: str, task: Mapping[str, Any]) -> str:
+    """The call as shown: marked when it is only the Batch job name (Cromwell 91's script prefix,
+    until the monitor fills it in from Cromwell's metadata)."""
+    return f"{call} (Batch job name)" if task.get("call_source") == CallSource.JOB_NAME else call
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     """A stored map, or an empty one when the item holds something else."""
     return value if isinstance(value, Mapping) else {}
@@ -669,12 +678,10 @@ class ReportBuilder:
         call = _str(task.get("call")) or "(unknown call)"
         shard = _int(task.get("shard"))
         shard = -1 if shard is None else shard
-        attempt = _int(task.get("attempt"))
-        if attempt is not None and attempt <= 0:
-            attempt = None  # not known
-        from_job_name = task.get("call_source") == CALL_FROM_JOB_NAME
-        if from_job_name and call != "(unknown call)":
-            call = f"{call} (Batch job name)"
+        attempt = _known_attempt(task.get("attempt"))
+        from_job_name = task.get("call_source") == CallSource.JOB_NAME
+        if call != "(unknown call)":
+            call = _call_label(call, task)
         stderr_uri = info.stderr if info and info.stderr else None
         own_workflow = _str(task.get("workflow_id"))
         if (
@@ -749,15 +756,12 @@ class ReportBuilder:
         if for_seconds is None and since is not None:
             for_seconds = max((report.created_at - since).total_seconds(), 0.0)
         shard = _int(merged.get("shard"))
-        attempt = _int(merged.get("attempt"))
         call = _str(merged.get("call"))
-        if call and task.get("call_source") == CALL_FROM_JOB_NAME:
-            call = f"{call} (Batch job name)"
         return Alert(
             job_id=job,
-            call=call,
+            call=_call_label(call, task) if call else call,
             shard=-1 if shard is None else shard,
-            attempt=attempt if attempt is not None and attempt > 0 else None,
+            attempt=_known_attempt(merged.get("attempt")),
             queue=_str(merged.get("queue")),
             task_status=_str(merged.get("task_status") or merged.get("status")),
             since=since,

@@ -87,6 +87,14 @@ def task_order(status: TaskStatus, batch_attempts: int) -> int:
     return batch_attempts * 10 + _TASK_RANK[status]
 
 
+class CallSource(StrEnum):
+    """Where a task item's call, shard and attempt came from (`call_source` in the ledger)."""
+
+    TASK_ID_TAG = "task-id-tag"
+    METADATA = "metadata"
+    JOB_NAME = "job-name"  # only the Batch job name: shard and attempt not known yet
+
+
 class NotificationKind(StrEnum):
     """Kinds of ledger outbox events the notify function turns into messages."""
 

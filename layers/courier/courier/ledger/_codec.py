@@ -1,12 +1,15 @@
-"""Plain Python values <-> DynamoDB attribute values (floats become Decimal and back)."""
+"""Plain Python values <-> DynamoDB attribute values (floats become Decimal and back), and what
+every ledger adapter shares: timestamps, paged queries, condition failures."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -66,3 +69,26 @@ def query_items(
         if not last:
             return
         kwargs["ExclusiveStartKey"] = last
+
+
+def iso(ts: datetime) -> str:
+    """The ledger's timestamp format: UTC, milliseconds, `Z` (sorts as text)."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def conditional_failure(exc: ClientError) -> bool:
+    """A single write refused by its condition."""
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def cancelled_by_condition(exc: ClientError) -> list[bool]:
+    """For a cancelled transaction: which of its items failed their condition. Any other error,
+    or a cancellation for another reason (throttling, conflict), is raised again."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        raise exc
+    reasons = exc.response.get("CancellationReasons") or []
+    if not reasons:  # some emulators omit the reasons; treat as a condition failure on the first item
+        return [True]
+    if any(r.get("Code") not in ("None", "ConditionalCheckFailed", None) for r in reasons):
+        raise exc
+    return [r.get("Code") == "ConditionalCheckFailed" for r in reasons]

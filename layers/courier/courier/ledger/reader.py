@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, query_items, serialize, to_item
+from courier.ledger._codec import conditional_failure, from_item, iso, query_items, serialize, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -48,14 +48,6 @@ _MAX_ERROR_CHARS = 500
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class ClaimOutcome(StrEnum):
@@ -166,7 +158,7 @@ class LedgerReader:
                 ExpressionAttributeValues={":empty": {"M": {}}},
             )
         except ClientError as exc:
-            if _conditional_failure(exc):
+            if conditional_failure(exc):
                 return Claim(ClaimOutcome.MISSING, channel, token)
             raise
         previous = (self.delivery(workflow_id, event_sk) or {}).get(channel) or {}
@@ -175,8 +167,8 @@ class LedgerReader:
             "state": STATE_CLAIMED,
             "token": token,
             "attempts": attempts,
-            "claimed_at": _iso(now),
-            "lease_until": _iso(lease_until),
+            "claimed_at": iso(now),
+            "lease_until": iso(lease_until),
         }
         try:
             self.client.update_item(
@@ -198,12 +190,12 @@ class LedgerReader:
                     ":rec": serialize(record),
                     ":failed": serialize(STATE_FAILED),
                     ":claimed": serialize(STATE_CLAIMED),
-                    ":now": serialize(_iso(now)),
+                    ":now": serialize(iso(now)),
                 },
             )
             return Claim(ClaimOutcome.CLAIMED, channel, token, attempts)
         except ClientError as exc:
-            if not _conditional_failure(exc):
+            if not conditional_failure(exc):
                 raise
         current = self.delivery(workflow_id, event_sk)
         if current is None:
@@ -238,14 +230,14 @@ class LedgerReader:
             )
             return True
         except ClientError as exc:
-            if _conditional_failure(exc):
+            if conditional_failure(exc):
                 return False
             raise
 
     def mark_sent(self, workflow_id: str, event_sk: str, channel: str, *, token: str, ref: str = "") -> bool:
         """Record a successful send. False when the claim was no longer ours (it had expired and
         another attempt took it over)."""
-        sets = {"state": STATE_SENT, "sent_at": _iso(self.clock()), "ref": ref or "-"}
+        sets = {"state": STATE_SENT, "sent_at": iso(self.clock()), "ref": ref or "-"}
         return self._update_own_claim(
             workflow_id, event_sk, channel, token=token, sets=sets, remove="lease_until"
         )
@@ -254,7 +246,7 @@ class LedgerReader:
         """Record a failed send, so that the next attempt may claim the channel at once."""
         sets = {
             "state": STATE_FAILED,
-            "failed_at": _iso(self.clock()),
+            "failed_at": iso(self.clock()),
             "last_error": (error or "error")[:_MAX_ERROR_CHARS],
         }
         return self._update_own_claim(
@@ -277,7 +269,7 @@ class LedgerReader:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _conditional_failure(exc):
+            if conditional_failure(exc):
                 return channel, ts
             raise
         item = from_item(resp.get("Attributes", {}))

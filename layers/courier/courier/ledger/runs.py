@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, query_items, serialize, to_item
+from courier.ledger._codec import (
+    cancelled_by_condition,
+    conditional_failure,
+    from_item,
+    iso,
+    query_items,
+    serialize,
+    to_item,
+)
 from courier.models import NotificationKind, RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -22,32 +30,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(frozen=True, slots=True)
 class ActiveRun:
     workflow_id: str
     status: str
     workflow_name: str | None
     submitted_at: str | None
-
-
-def _conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-def _cancelled_by_condition(exc: ClientError) -> list[bool]:
-    """For a cancelled transaction: which of its items failed their condition."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        raise exc
-    reasons = exc.response.get("CancellationReasons") or []
-    if not reasons:  # some emulators omit the reasons; treat as a condition failure on the first item
-        return [True]
-    if any(r.get("Code") not in ("None", "ConditionalCheckFailed", None) for r in reasons):
-        raise exc
-    return [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
 
 
 class RunLedger:
@@ -154,6 +142,13 @@ class RunLedger:
             s.TTL_ATTR: int((now + self.retention).timestamp()),
         }
 
+    def event_put(
+        self, workflow_id: str, kind: NotificationKind, payload: Mapping[str, Any], discriminator: str = ""
+    ) -> dict[str, Any]:
+        """The transaction item that adds an outbox event once, for a write that pairs an event
+        with a change to another item (see `put_event` for the event alone)."""
+        return self._put_if_absent(self._event_item(workflow_id, kind, discriminator, payload, self.clock()))
+
     def _transact(self, *items: dict[str, Any]) -> None:
         self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
 
@@ -183,7 +178,7 @@ class RunLedger:
             )
             return True
         except ClientError as exc:
-            _cancelled_by_condition(exc)
+            cancelled_by_condition(exc)
         self._fill_source(run, now)
         return False
 
@@ -216,7 +211,7 @@ class RunLedger:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if not _conditional_failure(exc):
+            if not conditional_failure(exc):
                 raise
 
     def record_rejected(self, run: RunRecord) -> bool:
@@ -231,7 +226,7 @@ class RunLedger:
             self._transact(self._put_if_absent(item), self._put_if_absent(event))
             return True
         except ClientError as exc:
-            _cancelled_by_condition(exc)
+            cancelled_by_condition(exc)
             return False
 
     def advance_status(self, workflow_id: str, status: RunStatus, at: datetime | None = None) -> bool:
@@ -255,7 +250,7 @@ class RunLedger:
             )
             return True
         except ClientError as exc:
-            if _conditional_failure(exc):
+            if conditional_failure(exc):
                 return False
             raise
 
@@ -321,7 +316,7 @@ class RunLedger:
             )
             return True
         except ClientError as exc:
-            _cancelled_by_condition(exc)
+            cancelled_by_condition(exc)
             return False
 
     def put_event(
@@ -342,6 +337,6 @@ class RunLedger:
             )
             return True
         except ClientError as exc:
-            if _conditional_failure(exc):
+            if conditional_failure(exc):
                 return False
             raise

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from courier.errors import LedgerError
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, query_items, serialize, to_item
+from courier.ledger._codec import conditional_failure, from_item, iso, query_items, serialize, to_item
 from courier.models import NotificationKind, RunStatus, TaskStatus
 
 if TYPE_CHECKING:
@@ -52,12 +52,8 @@ _RETRYABLE_REASONS: Final = frozenset(
 _NON_TERMINAL: Final = tuple(st for st in TaskStatus if not st.terminal)
 
 
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _opt_iso(ts: datetime | None) -> str | None:
-    return _iso(ts) if ts is not None else None
+    return iso(ts) if ts is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +112,7 @@ class TaskWrite:
             "queue": self.queue,
             "log_group": self.log_group,
             "log_stream": self.log_stream,
-            "at": _iso(self.event_time),
+            "at": iso(self.event_time),
         }
 
 
@@ -342,13 +338,13 @@ class TaskLedger:
             "queue": queue,
             "event": event_json,
             "reason": reason,
-            "event_time": _iso(event_time),
-            "updated_at": _iso(now),
+            "event_time": iso(event_time),
+            "updated_at": iso(now),
             s.TTL_ATTR: int((event_time + self.retention + UNATTRIBUTED_RETENTION).timestamp()),
         }
         names, vals, sets = _set_clause(values)
         names.update({"#pk": s.PK, "#o": "order", "#to": "attributed_to", "#fs": "first_seen"})
-        vals[":fs"] = serialize(_iso(now))
+        vals[":fs"] = serialize(iso(now))
         sets.append("#fs = if_not_exists(#fs, :fs)")
         vals[":new_order"] = serialize(order)
         try:
@@ -365,7 +361,7 @@ class TaskLedger:
             )
             return True, None
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not conditional_failure(exc):
                 raise
             old: Any = exc.response.get("Item")
             if isinstance(old, Mapping) and old:
@@ -379,7 +375,7 @@ class TaskLedger:
             self.client.update_item(**update)
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_failure(exc):
                 return False
             raise
 
@@ -399,13 +395,13 @@ class TaskLedger:
             "status": status.value,
             "status_rank": status.rank,
             "origin": ORIGIN_ADOPTED,
-            "submitted_at": _iso(submitted_at),
-            "updated_at": _iso(now),
+            "submitted_at": iso(submitted_at),
+            "updated_at": iso(now),
             s.ACTIVE_PK: s.ACTIVE_PARTITION,
-            s.ACTIVE_SK: f"{_iso(submitted_at)}#{workflow_id}",
+            s.ACTIVE_SK: f"{iso(submitted_at)}#{workflow_id}",
         }
         if status is RunStatus.RUNNING:
-            item["started_at"] = _iso(now)
+            item["started_at"] = iso(now)
         try:
             self.client.put_item(
                 TableName=self.table_name,
@@ -415,7 +411,7 @@ class TaskLedger:
             )
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_failure(exc):
                 return False
             raise
 
@@ -446,12 +442,12 @@ class TaskLedger:
             "log_stream": task.log_stream,
             "attribution": task.attribution,
             "call_source": task.call_source,
-            "event_time": _iso(task.event_time),
-            "updated_at": _iso(self.clock()),
+            "event_time": iso(task.event_time),
+            "updated_at": iso(self.clock()),
             s.TTL_ATTR: int((task.event_time + self.retention + TASK_EXTRA_RETENTION).timestamp()),
         }
         if task.status is TaskStatus.RUNNABLE:
-            values["runnable_at"] = _iso(task.event_time)
+            values["runnable_at"] = iso(task.event_time)
         names, vals, sets = _set_clause(values)
         names["#pk"] = s.PK
         if previous is None:
@@ -476,7 +472,7 @@ class TaskLedger:
     def _run_update(self, task: TaskWrite, previous: StoredTask | None, plan: RunPlan) -> dict[str, Any]:
         now = self.clock()
         summary = task.summary()
-        values: dict[str, Any] = {"updated_at": _iso(now), "last_change": summary}
+        values: dict[str, Any] = {"updated_at": iso(now), "last_change": summary}
         names, vals, sets = _set_clause(values, prefix="r")
         names.update({"#pk": s.PK, "#rank": "status_rank", "#st": "status"})
         conditions: list[str] = []
@@ -490,9 +486,9 @@ class TaskLedger:
                 "workflow_id": task.root_workflow_id,
                 s.TYPE: s.ITEM_RUN,
                 "origin": ORIGIN_ADOPTED,
-                "submitted_at": _iso(plan.adopt.submitted_at),
+                "submitted_at": iso(plan.adopt.submitted_at),
                 s.ACTIVE_PK: s.ACTIVE_PARTITION,
-                s.ACTIVE_SK: f"{_iso(plan.adopt.submitted_at)}#{task.root_workflow_id}",
+                s.ACTIVE_SK: f"{iso(plan.adopt.submitted_at)}#{task.root_workflow_id}",
                 "workflow_name": plan.adopt.workflow_name,
             }
             more_names, more_vals, more_sets = _set_clause(adopted, prefix="a")
@@ -503,7 +499,7 @@ class TaskLedger:
             vals[":rank"] = serialize(status.rank)
             sets += ["#st = :st", "#rank = :rank"]
             if plan.promote_running:
-                vals[":started"] = serialize(_iso(task.started_at or task.event_time))
+                vals[":started"] = serialize(iso(task.started_at or task.event_time))
                 sets.append("started_at = :started")
             conditions.append("attribute_not_exists(#pk)")
         else:
@@ -511,7 +507,7 @@ class TaskLedger:
             if plan.promote_running:
                 vals[":st"] = serialize(RunStatus.RUNNING.value)
                 vals[":rank"] = serialize(RunStatus.RUNNING.rank)
-                vals[":started"] = serialize(_iso(task.started_at or task.event_time))
+                vals[":started"] = serialize(iso(task.started_at or task.event_time))
                 sets += ["#st = :st", "#rank = :rank", "started_at = if_not_exists(started_at, :started)"]
                 conditions.append("#rank < :rank")
             if plan.early_failure:
@@ -552,7 +548,7 @@ class TaskLedger:
             s.TYPE: s.ITEM_EVENT,
             "kind": NotificationKind.EARLY_FAILURE.value,
             "workflow_id": task.root_workflow_id,
-            "created_at": _iso(now),
+            "created_at": iso(now),
             "payload": {"task": task.summary(), "sub_workflow_id": task.workflow_id},
             s.TTL_ATTR: int((now + self.retention).timestamp()),
         }
@@ -572,7 +568,7 @@ class TaskLedger:
             "call": task.call,
             "shard": task.shard,
             "attempt": task.attempt,
-            "attributed_at": _iso(self.clock()),
+            "attributed_at": iso(self.clock()),
         }
         names, vals, sets = _set_clause(values, prefix="p")
         names.update({"#o": "order", "#to": "attributed_to"})
