@@ -22,16 +22,11 @@ from monitor.events import BatchJobEvent, parse_event, parse_sqs_body
 from monitor.inbound import CallbackBody, Refusal, read_callback
 from notify.render_email import render_email
 from notify.render_slack import render_slack
-from notify.report import Prices, ReportBuilder, ReportOptions
+from notify.report import ReportBuilder, ReportOptions
 from submit.plan import Limits, RunFolder, SubmissionPlan, plan_submission
 from submit.upload import Upload, parse_upload
-from tests.support.notify_fixtures import FakeStderr, MemoryLedger
-
-
-def valid_sns_subject(subject: str) -> bool:
-    """SNS: 1-99 printable ASCII characters, no line breaks, not starting with a space."""
-    return 0 < len(subject) < 100 and all(32 <= ord(c) < 127 for c in subject) and subject == subject.strip()
-
+from tests.support.notify_fixtures import PRICES, FakeStderr, MemoryLedger, valid_sns_subject
+from tests.support.submit_fixtures import object_created_event
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,31 +59,9 @@ def mutate(base: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
 
 # -- submit: the S3 event ------------------------------------------------------------------------
 
-S3_EVENT: dict[str, Any] = {
-    "version": "0",
-    "id": "2d9c6b6f-7a2b-4f0e-9b55-0f0b5b3f8a11",
-    "detail-type": "Object Created",
-    "source": "aws.s3",
-    "account": "123456789012",
-    "time": "2026-03-02T10:00:00Z",
-    "region": "us-east-1",
-    "resources": ["arn:aws:s3:::courier-runs"],
-    "detail": {
-        "version": "0",
-        "bucket": {"name": "courier-runs"},
-        "object": {
-            "key": "runs/a/inputs.json",
-            "size": 12,
-            "etag": "abc",
-            "version-id": "v1",
-            "sequencer": "01",
-        },
-        "request-id": "r",
-        "requester": "123456789012",
-        "source-ip-address": "203.0.113.1",
-        "reason": "PutObject",
-    },
-}
+S3_EVENT = object_created_event(
+    "courier-runs", "runs/a/inputs.json", size=12, version_id="v1", sequencer="01", etag="abc"
+)
 S3_PATHS = [
     ["detail"],
     ["detail", "bucket"],
@@ -312,7 +285,7 @@ def test_planner_refuses_with_run_rejected(
 # -- notify: the renderers ------------------------------------------------------------------------
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-OPTIONS = ReportOptions(prices=Prices(0.04, 0.004, 0.012, 0.0012))
+OPTIONS = ReportOptions(prices=PRICES)
 texts = st.text(max_size=120)
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 os.environ.setdefault("CALLBACK_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1:123456789012:secret:token")
 
@@ -19,10 +16,9 @@ from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
 from courier.ledger.tasks import TaskLedger
 from monitor import callback, handler, reconciler
-from monitor.adapters import callback_service, monitor_service
+from monitor.adapters import CallbackService, callback_service, monitor_service
 from monitor.adapters import reconciler as build_reconciler
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
-from tests.support.ledger_table import create_ledger_table
 from tests.support.monitor_fixtures import (
     CALLBACK_TOKEN,
     ROOT85,
@@ -78,6 +74,14 @@ class World:
     def monitor_event(self, name: str) -> dict[str, Any]:
         return handler.lambda_handler(load(name), Ctx(), service=self.monitor)
 
+    def callback_service(self) -> CallbackService:
+        return callback_service(
+            CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
+            self.client,
+            self.cromwell,
+            lambda: CALLBACK_TOKEN,
+        )
+
     def partition(self, root: str) -> dict[str, dict[str, Any]]:
         page = self.client.query(
             TableName=TABLE,
@@ -97,11 +101,9 @@ class World:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(client, TABLE)
-        yield World(client)
+def world(aws: tuple[Any, Any]) -> World:
+    """The sample runs in the ledger table of `tests.support.submit_fixtures`."""
+    return World(aws[1])
 
 
 def test_every_sample_event_file_is_covered_here() -> None:
@@ -263,12 +265,7 @@ def test_queue_blocked_raises_one_alert(world: World) -> None:
 
 
 def test_callback_files_end_their_runs(world: World) -> None:
-    service = callback_service(
-        CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
-        world.client,
-        world.cromwell,
-        lambda: CALLBACK_TOKEN,
-    )
+    service = world.callback_service()
     answer = callback.lambda_handler(load("callback-succeeded.json"), Ctx(), service=service)
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["result"] == "ended"
@@ -334,12 +331,7 @@ def test_cromwell88_run_ended_by_its_callback_gets_its_jobs_tied_first(world: Wo
             ]
         },
     }
-    service = callback_service(
-        CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
-        world.client,
-        world.cromwell,
-        lambda: CALLBACK_TOKEN,
-    )
+    service = world.callback_service()
     answer = callback.lambda_handler(load("callback-cromwell88-succeeded.json"), Ctx(), service=service)
     assert json.loads(answer["body"])["result"] == "ended"
     part = world.partition(ROOT88)

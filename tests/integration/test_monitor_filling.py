@@ -5,13 +5,10 @@ job name, shard and attempt unknown) and jobs not tied yet (Cromwell 85-90)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.errors import CromwellUnavailable
 from courier.ledger import RunLedger, RunRecord
@@ -19,11 +16,10 @@ from courier.ledger._codec import from_item
 from courier.ledger.tasks import TaskLedger
 from courier.models import RunStatus
 from monitor import handler
-from monitor.adapters import callback_service, monitor_service
+from monitor.adapters import CallbackService, callback_service, monitor_service
 from monitor.adapters import reconciler as build_reconciler
 from monitor.ending import EndSource
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
-from tests.support.ledger_table import create_ledger_table
 from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, lifecycle, sqs_batch
 
 pytestmark = pytest.mark.integration
@@ -38,17 +34,21 @@ def wid(n: int) -> str:
     return str(uuid.UUID(int=0xF111 + n))
 
 
+def callback_for(client: Any, cromwell: FakeCromwell) -> CallbackService:
+    return callback_service(
+        CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
+        client,
+        cromwell,
+        lambda: "token",
+    )
+
+
 class World:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.cromwell = FakeCromwell()
         self.monitor = monitor_service(MonitorSettings.model_validate(ENV), client, self.cromwell, FakeTags())
-        self.callback = callback_service(
-            CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
-            client,
-            self.cromwell,
-            lambda: "token",
-        )
+        self.callback = callback_for(client, self.cromwell)
 
     def record(self, root: str, name: str = "big") -> None:
         RunLedger(TABLE, self.client, clock=lambda: T0).record_submitted(
@@ -77,11 +77,9 @@ class World:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(client, TABLE)
-        yield World(client)
+def world(aws: tuple[Any, Any]) -> World:
+    """Over the ledger table of `tests.support.submit_fixtures`."""
+    return World(aws[1])
 
 
 def cromwell91_scatter(root: str, sub: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -216,12 +214,7 @@ def test_the_run_still_ends_when_cromwell_cannot_say(world: World) -> None:
     root = wid(8)
     world.record(root)
     world.cromwell = DownForMetadata()
-    world.callback = callback_service(
-        CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
-        world.client,
-        world.cromwell,
-        lambda: "token",
-    )
+    world.callback = callback_for(world.client, world.cromwell)
     world.deliver(lifecycle(Job("big.work", root, generation=91)))
     outcome = world.callback.ender.end(root, RunStatus.SUCCEEDED, source=EndSource.CALLBACK)
     assert outcome.value == "ended"

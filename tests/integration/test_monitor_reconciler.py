@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
 from courier.ledger.tasks import TaskLedger
 from monitor import handler
-from monitor.adapters import monitor_service, reconciler
+from monitor.adapters import MonitorService, monitor_service, reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
-from tests.support.ledger_table import create_ledger_table
 from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, MemoryDynamoDB, sqs_batch
 
 TABLE = "courier-ledger"
@@ -41,12 +37,28 @@ def run_item(client: Any, workflow_id: str) -> dict[str, Any]:
     return from_item(raw)
 
 
+def monitor_for(client: Any, cromwell: FakeCromwell) -> MonitorService:
+    return monitor_service(MonitorSettings.model_validate(ENV), client, cromwell, FakeTags())
+
+
+def running(client: Any, root: str) -> tuple[FakeCromwell, MonitorService]:
+    """The run recorded and Running in Cromwell, and a monitor service over both."""
+    record(client, root)
+    cromwell = FakeCromwell()
+    cromwell.status_of[root] = "Running"
+    return cromwell, monitor_for(client, cromwell)
+
+
+def outbox(client: Any, prefix: str) -> dict[str, dict[str, Any]]:
+    """The ledger's items whose sort key starts with `prefix`, by sort key."""
+    items = (from_item(raw) for raw in client.scan(TableName=TABLE)["Items"])
+    return {item["sk"]: item for item in items if item["sk"].startswith(prefix)}
+
+
 @pytest.fixture
-def moto_client() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(client, TABLE)
-        yield client
+def moto_client(aws: tuple[Any, Any]) -> Any:
+    """The ledger table of `tests.support.submit_fixtures`."""
+    return aws[1]
 
 
 def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
@@ -85,10 +97,7 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
 
 def test_stuck_runnable_task_alerts_once(moto_client: Any) -> None:
     root = wid(1)
-    record(moto_client, root)
-    cromwell = FakeCromwell()
-    cromwell.status_of[root] = "Running"
-    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, cromwell, FakeTags())
+    cromwell, monitor = running(moto_client, root)
     stuck = Job("wf.big", root, shard=4)
     fresh = Job("wf.big", root, shard=5)
     handler.lambda_handler(
@@ -126,7 +135,7 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
     root = wid(9)
     job = Job("other.task", root)
     cromwell = FakeCromwell()
-    ignoring = monitor_service(MonitorSettings.model_validate(ENV), moto_client, cromwell, FakeTags())
+    ignoring = monitor_for(moto_client, cromwell)
     handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
     assert moto_client.scan(TableName=TABLE)["Count"] == 0
     adopting = monitor_service(
@@ -156,7 +165,7 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
 
 def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
     job = Job("old.task", wid(5), generation=85)
-    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, FakeCromwell(), FakeTags())
+    monitor = monitor_for(moto_client, FakeCromwell())
     handler.lambda_handler(sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor)
     kept = TaskLedger(TABLE, moto_client).pending_unattributed()
     assert [(k["job_id"], k["status"]) for k in kept] == [(job.job_id, "RUNNING")]
@@ -164,10 +173,7 @@ def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
 
 def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
     root = wid(2)
-    record(moto_client, root)
-    cromwell = FakeCromwell()
-    cromwell.status_of[root] = "Running"
-    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, cromwell, FakeTags())
+    cromwell, monitor = running(moto_client, root)
     job = Job("wf.big", root, shard=7)
 
     def sweep_at(minutes: int) -> int:
@@ -192,11 +198,7 @@ def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: An
     # A duplicate of the earlier RUNNABLE event changes nothing.
     deliver(job.event("RUNNABLE", at=T0))
     assert sweep_at(100) == 0
-    alerts = {
-        item["sk"]: item["payload"]
-        for item in (from_item(raw) for raw in moto_client.scan(TableName=TABLE)["Items"])
-        if item["sk"].startswith("EVENT#STUCK#")
-    }
+    alerts = {sk: item["payload"] for sk, item in outbox(moto_client, "EVENT#STUCK#").items()}
     assert sorted(alerts) == [f"EVENT#STUCK#{job.job_id}", f"EVENT#STUCK#{job.job_id}#1"]
     again = alerts[f"EVENT#STUCK#{job.job_id}#1"]
     assert (again["batch_attempts"], again["runnable_seconds"], again["shard"]) == (1, 38 * 60, 7)
@@ -205,7 +207,7 @@ def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: An
 def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
     root = wid(3)
     record(moto_client, root)
-    monitor = monitor_service(MonitorSettings.model_validate(ENV), moto_client, FakeCromwell(), FakeTags())
+    monitor = monitor_for(moto_client, FakeCromwell())
     job = Job("wf.big", root)
     blocked = "Batch Job Queue Blocked"
     for event in (
@@ -214,9 +216,5 @@ def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(mot
         job.event("RUNNABLE", kind=blocked, batch_attempts=1, at=T0 + timedelta(minutes=9), reason="again"),
     ):
         handler.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
-    keys = sorted(
-        item["sk"]
-        for item in (from_item(raw) for raw in moto_client.scan(TableName=TABLE)["Items"])
-        if item["sk"].startswith("EVENT#QUEUE_BLOCKED#")
-    )
+    keys = sorted(outbox(moto_client, "EVENT#QUEUE_BLOCKED#"))
     assert keys == [f"EVENT#QUEUE_BLOCKED#{job.job_id}", f"EVENT#QUEUE_BLOCKED#{job.job_id}#1"]

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from courier.ledger.reader import ClaimOutcome, LedgerReader
@@ -25,6 +24,7 @@ from tests.support.notify_fixtures import (
     T0,
     TABLE,
     FakeContext,
+    RecordingSns,
     SlackReceiver,
     create_table,
     event_item,
@@ -37,22 +37,6 @@ from tests.support.notify_fixtures import (
 
 pytestmark = pytest.mark.integration
 WF = "5d3c1a2b-0000-5000-8000-000000000001"
-
-
-@dataclass
-class RecordingSns:
-    """Forwards to the moto client; records each publish; fails the first `fail` calls."""
-
-    client: Any
-    fail: int = 0
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def publish(self, **kwargs: Any) -> Any:
-        if self.fail > 0:
-            self.fail -= 1
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS is down"}}, "Publish")
-        self.calls.append(kwargs)
-        return self.client.publish(**kwargs)
 
 
 @dataclass

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from local.cromwell_api import CromwellTestServer
-from tests.reliability.harness import REGION, SubmitWorld
+from tests.reliability.harness import SubmitWorld
+from tests.support.submit_fixtures import make_world
 
 COUNTS_ENV = "COURIER_RELIABILITY_COUNTS"
 _COUNTS: dict[str, dict[str, Any]] = {}
@@ -69,10 +68,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def world(cromwell_server: CromwellTestServer) -> Iterator[SubmitWorld]:
-    with mock_aws():
-        yield SubmitWorld.create(
-            boto3.client("s3", region_name=REGION),
-            boto3.client("dynamodb", region_name=REGION),
-            cromwell_server,
-        )
+def world(aws: tuple[Any, Any], cromwell_server: CromwellTestServer) -> SubmitWorld:
+    """The versioned runs bucket and the ledger table of `tests.support.submit_fixtures`."""
+    base = make_world(aws, cromwell_server)
+    return SubmitWorld(base.s3, base.dynamodb, cromwell_server)

@@ -28,34 +28,10 @@ from submit import handler as submit_handler
 from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts
 from submit.plan import Limits
 from submit.service import SubmitOptions, SubmitService
-from tests.support.ledger_table import create_ledger_table
+from tests.support.cromwell_helpers import HELLO_WDL
 from tests.support.monitor_fixtures import Ctx
-from tests.support.submit_fixtures import object_created_event
-
-REGION = "us-east-1"
-BUCKET = "courier-runs"
-TABLE = "courier-ledger"
-
-HELLO_WDL = b"""version 1.0
-
-workflow hello {
-  input {
-    String who = "world"
-  }
-  call say_hello { input: who = who }
-  output { String message = say_hello.message }
-}
-
-task say_hello {
-  input { String who }
-  command <<<
-    echo "Hello, ~{who}!"
-  >>>
-  output { String message = read_string(stdout()) }
-  runtime { docker: "ubuntu:22.04" }
-}
-"""
-
+from tests.support.submit_fixtures import RUNS_BUCKET as BUCKET
+from tests.support.submit_fixtures import TABLE, object_created_event
 
 # -- faults ------------------------------------------------------------------------------------
 
@@ -95,9 +71,6 @@ class FlakyClient:
     def fail(self, operation: str, *errors: Exception) -> FlakyClient:
         self._queued.setdefault(operation, []).extend(errors)
         return self
-
-    def pending(self, operation: str) -> int:
-        return len(self._queued.get(operation, []))
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._inner, name)
@@ -197,23 +170,6 @@ def s3_event(
     )
 
 
-def on_failure_record(event: Mapping[str, Any], error: str = "CromwellUnavailable") -> dict[str, Any]:
-    """The record Lambda sends to an asynchronous function's on-failure destination (SQS)."""
-    return {
-        "version": "1.0",
-        "timestamp": "2026-03-02T10:05:00.000Z",
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "functionArn": f"arn:aws:lambda:{REGION}:123456789012:function:courier-submit:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": 3,
-        },
-        "requestPayload": dict(event),
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {"errorMessage": "Cromwell unavailable", "errorType": error},
-    }
-
-
 # -- the submit world ----------------------------------------------------------------------------
 
 
@@ -227,13 +183,6 @@ class SubmitWorld:
     sleeps: list[float] = field(default_factory=list)
     delivered: int = 0
 
-    @classmethod
-    def create(cls, s3: Any, ddb: Any, server: CromwellTestServer) -> SubmitWorld:
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        create_ledger_table(ddb, TABLE)
-        return cls(s3, ddb, server)
-
     # -- uploads -------------------------------------------------------------------------------
 
     def put(self, key: str, body: bytes) -> dict[str, Any]:
@@ -241,9 +190,9 @@ class SubmitWorld:
         answer = self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         return s3_event(BUCKET, key, version_id=answer.get("VersionId"), size=len(body))
 
-    def drop_run(self, folder: str, *, inputs: int = 1, wdl: bytes = HELLO_WDL) -> list[dict[str, Any]]:
+    def drop_run(self, folder: str, *, inputs: int = 1) -> list[dict[str, Any]]:
         """A run folder with the WDL first, then `inputs` inputs files; their events."""
-        self.put(f"{folder}/hello.wdl", wdl)
+        self.put(f"{folder}/hello.wdl", HELLO_WDL.encode())
         names = ["inputs.json"] if inputs == 1 else [f"sample{i:03d}.inputs.json" for i in range(inputs)]
         return [self.put(f"{folder}/{name}", json.dumps({"hello.who": name}).encode()) for name in names]
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.cromwell import CromwellClient
 from courier.ledger import RunLedger, RunRecord
@@ -24,13 +21,13 @@ from courier.ledger import schema as s
 from courier.ledger._codec import from_item
 from local.cromwell_api import CromwellTestServer
 from monitor import callback, handler
-from monitor.adapters import MonitorService, callback_service, monitor_service
+from monitor.adapters import CallbackService, MonitorService, callback_service, monitor_service
 from monitor.adapters import reconciler as build_reconciler
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from tests.reliability.conftest import Tally
-from tests.reliability.harness import REGION, TABLE, FlakyClient, Killed, Tripwire, throttled
-from tests.support.ledger_table import create_ledger_table
+from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
 from tests.support.monitor_fixtures import Ctx, FakeTags, Job, lifecycle, sqs_batch
+from tests.support.submit_fixtures import TABLE
 
 pytestmark = [
     pytest.mark.integration,
@@ -46,7 +43,6 @@ class MonitorWorld:
         self.ddb = ddb
         self.server = server
         self.delivered = 0
-        create_ledger_table(ddb, TABLE)
 
     def client(self) -> CromwellClient:
         return CromwellClient(self.server.url, timeout=(1.0, 2.0), max_attempts=2, sleep=lambda _s: None)
@@ -62,6 +58,10 @@ class MonitorWorld:
         return monitor_service(
             MonitorSettings.model_validate(ENV), ddb or self.ddb, self.client(), FakeTags()
         )
+
+    def callback(self, ddb: Any) -> CallbackService:
+        settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+        return callback_service(settings, ddb, self.client(), lambda: TOKEN)
 
     def deliver(self, batch: dict[str, Any], service: MonitorService) -> list[str]:
         """One invocation; the message ids SQS will deliver again."""
@@ -95,9 +95,9 @@ class MonitorWorld:
 
 
 @pytest.fixture
-def mworld(cromwell_server: CromwellTestServer) -> Iterator[MonitorWorld]:
-    with mock_aws():
-        yield MonitorWorld(boto3.client("dynamodb", region_name=REGION), cromwell_server)
+def mworld(aws: tuple[Any, Any], cromwell_server: CromwellTestServer) -> MonitorWorld:
+    """The ledger table of `tests.support.submit_fixtures` and the local Cromwell server."""
+    return MonitorWorld(aws[1], cromwell_server)
 
 
 def all_events(jobs: list[Job], final: str = "SUCCEEDED") -> list[dict[str, Any]]:
@@ -181,8 +181,7 @@ def test_callback_ledger_failure_answers_500_and_cromwells_retry_ends_once(
     root, jobs = mworld.run("callback", 1)
     assert mworld.deliver(sqs_batch(all_events(jobs)), mworld.service()) == []
     flaky = FlakyClient(mworld.ddb).fail("transact_write_items", throttled("TransactWriteItems"))
-    settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
-    service = callback_service(settings, flaky, mworld.client(), lambda: TOKEN)
+    service = mworld.callback(flaky)
     answers = []
     for _try in range(3):  # the first fails, the retry ends the run, a late repeat changes nothing
         mworld.delivered += 1
@@ -201,9 +200,8 @@ def test_a_callback_without_the_token_changes_nothing_even_for_a_live_run(
     root, jobs = mworld.run("notoken", 1)
     assert mworld.deliver(sqs_batch(all_events(jobs)[:3]), mworld.service()) == []
     before = mworld.partition(root)
-    settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
     counting = FlakyClient(mworld.ddb)
-    service = callback_service(settings, counting, mworld.client(), lambda: TOKEN)
+    service = mworld.callback(counting)
     for token in (None, "", TOKEN[:-1], TOKEN + "x", TOKEN.upper()):
         answer = callback.lambda_handler(
             callback_request(root, "Failed", token=token), Ctx(), service=service

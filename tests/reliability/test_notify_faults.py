@@ -7,30 +7,29 @@ stream records. The count that matters: messages per outbox event and channel.
 from __future__ import annotations
 
 import random
-from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from courier.ledger.reader import STATE_CLAIMED, STATE_SENT, LedgerReader
 from notify.adapters import SnsPublisher
 from notify.delivery import Notifier, NotifyOptions
 from notify.handler import lambda_handler
-from notify.report import Prices, ReportBuilder, ReportOptions
+from notify.report import ReportBuilder, ReportOptions
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
 from tests.support.notify_fixtures import (
+    PRICES,
     REGION,
     TABLE,
+    TOPIC_NAME,
     FakeContext,
     FakePoster,
     FakeStderr,
-    create_table,
+    RecordingSns,
     event_item,
     put,
     run_item,
@@ -39,8 +38,6 @@ from tests.support.notify_fixtures import (
 )
 
 pytestmark = pytest.mark.integration
-
-PRICES = Prices(0.04, 0.004, 0.012, 0.0012)
 
 
 class Clock:
@@ -91,7 +88,7 @@ class NotifyWorld:
         return events
 
     def sns_messages(self) -> int:
-        return int(self.sns.published)
+        return len(self.sns.calls)
 
     def delivery(self, workflow_id: str, sk: str) -> dict[str, Any]:
         item = LedgerReader(TABLE, self.ddb).get_event(workflow_id, sk)
@@ -99,27 +96,12 @@ class NotifyWorld:
         return dict(item.get("delivery") or {})
 
 
-class CountingSns:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.published = 0
-        self.subjects: Counter[str] = Counter()
-
-    def publish(self, **kwargs: Any) -> Any:
-        answer = self.inner.publish(**kwargs)
-        self.published += 1
-        self.subjects[str(kwargs.get("Subject"))] += 1
-        return answer
-
-
 @pytest.fixture
-def nworld() -> Iterator[NotifyWorld]:
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name=REGION)
-        create_table(ddb)
-        sns = boto3.client("sns", region_name=REGION)
-        topic = sns.create_topic(Name="courier-notifications")["TopicArn"]
-        yield NotifyWorld(ddb, CountingSns(sns), topic, FakePoster(), Clock())
+def nworld(aws: tuple[Any, Any]) -> NotifyWorld:
+    """The ledger table of `tests.support.submit_fixtures`, and an SNS topic."""
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+    return NotifyWorld(aws[1], RecordingSns(sns), topic, FakePoster(), Clock())
 
 
 WF = "7e57ab1e-0000-5000-8000-00000000a001"

@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from scripts.replay import lambda_invoker, original_event, replay
-from tests.reliability.harness import REGION, on_failure_record, s3_event
+from tests.reliability.harness import s3_event
+from tests.support.submit_fixtures import REGION, on_failure_record
 
 EVENT = s3_event("courier-runs", "runs/a/inputs.json", version_id="v1")
 

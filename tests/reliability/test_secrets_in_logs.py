@@ -17,6 +17,7 @@ import pytest
 
 from courier.cromwell import CromwellClient
 from courier.errors import CromwellUnavailable
+from courier.ledger import RunLedger, RunRecord
 from courier.observability import logger
 from courier.secrets import SecretReader, write_ca_bundle
 from courier.settings import load_settings
@@ -25,10 +26,10 @@ from monitor.adapters import callback_service
 from monitor.settings import CallbackSettings
 from notify.handler import build_notifier, lambda_handler
 from notify.settings import NotifySettings
-from tests.reliability.harness import REGION, TABLE, FlakyClient, SubmitWorld, throttled
+from tests.reliability.harness import FlakyClient, SubmitWorld, throttled
 from tests.reliability.test_monitor_faults import callback_request
 from tests.support.monitor_fixtures import Ctx
-from tests.support.notify_fixtures import FakeContext, event_item, put, run_item, stream_event
+from tests.support.notify_fixtures import REGION, TABLE, FakeContext, event_item, put, run_item, stream_event
 
 pytestmark = [
     pytest.mark.integration,
@@ -98,18 +99,13 @@ def test_callback_never_logs_the_token(world: SubmitWorld, logs: Any) -> None:
     )
     client = world.cromwell_client()
     root = world.server.backend.add(name="wf", status="Succeeded").id
-    from courier.ledger import RunLedger, RunRecord  # noqa: PLC0415
-
     RunLedger(TABLE, world.ddb).record_submitted(RunRecord(root, "wf", "b", "runs/x/inputs.json", "runs/x/"))
     flaky = FlakyClient(world.ddb).fail("transact_write_items", throttled("TransactWriteItems"))
     service = callback_service(settings, flaky, client, lambda: TOKEN)
+    calls = [("Succeeded", TOKEN), ("Succeeded", TOKEN), ("Failed", TOKEN[:-2] + "xx"), ("Failed", None)]
     answers = [
-        callback.lambda_handler(callback_request(root, "Succeeded", token=TOKEN), Ctx(), service=service),
-        callback.lambda_handler(callback_request(root, "Succeeded", token=TOKEN), Ctx(), service=service),
-        callback.lambda_handler(
-            callback_request(root, "Failed", token=TOKEN[:-2] + "xx"), Ctx(), service=service
-        ),
-        callback.lambda_handler(callback_request(root, "Failed", token=None), Ctx(), service=service),
+        callback.lambda_handler(callback_request(root, state, token=token), Ctx(), service=service)
+        for state, token in calls
     ]
     assert [a["statusCode"] for a in answers] == [500, 200, 403, 403]
     assert_absent(logs(), TOKEN, TOKEN[:-2])

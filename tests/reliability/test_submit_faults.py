@@ -19,16 +19,8 @@ from courier.errors import CromwellUnavailable
 from scripts.replay import replay
 from submit.upload import Upload
 from tests.reliability.conftest import Tally
-from tests.reliability.harness import (
-    REGION,
-    FlakyClient,
-    Killed,
-    SubmitWorld,
-    Tripwire,
-    client_error,
-    on_failure_record,
-    throttled,
-)
+from tests.reliability.harness import FlakyClient, Killed, SubmitWorld, Tripwire, client_error, throttled
+from tests.support.submit_fixtures import REGION, on_failure_record
 
 pytestmark = [
     pytest.mark.integration,

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from courier.ledger import schema as s
 from courier.ledger._codec import to_item
 from notify.adapters import DeliveryError, Posted
@@ -292,3 +294,30 @@ class FakeStderr:
         if uri not in self.files:
             return None
         return self.files[uri].splitlines()[-lines:]
+
+
+@dataclass
+class RecordingSns:
+    """Forwards to the moto client; records each publish; fails the first `fail` calls."""
+
+    client: Any
+    fail: int = 0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish(self, **kwargs: Any) -> Any:
+        if self.fail > 0:
+            self.fail -= 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS is down"}}, "Publish")
+        self.calls.append(kwargs)
+        return self.client.publish(**kwargs)
+
+
+def valid_sns_subject(subject: str) -> bool:
+    """What SNS accepts as an e-mail Subject: ASCII, no control characters, under 100 characters,
+    not starting with a space."""
+    return (
+        0 < len(subject) < 100
+        and all(32 <= ord(c) < 127 for c in subject)
+        and subject == subject.strip()
+        and not subject[0].isspace()
+    )

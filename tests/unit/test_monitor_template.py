@@ -4,42 +4,18 @@ silently."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from local.stack.template import load_template
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from notify.settings import NotifySettings
-
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
-
-
-class _Loader(yaml.SafeLoader):
-    """CloudFormation short-form tags as their long form: `!Ref X` -> {"Ref": X}."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}": value}
-
-
-_Loader.add_multi_constructor("!", _tag)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    with TEMPLATE.open(encoding="utf-8") as fh:
-        loaded: dict[str, Any] = yaml.load(fh, Loader=_Loader)
-    return loaded
+    return load_template()
 
 
 def env(template: dict[str, Any], function: str) -> dict[str, Any]:

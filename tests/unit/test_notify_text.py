@@ -9,15 +9,7 @@ from notify.classify import FailureKind, classify
 from notify.links import log_stream_url, s3_folder_url, s3_uri_url
 from notify.render_email import SUBJECT_FALLBACK, sns_subject
 from notify.text import clip_mrkdwn, one_line, slack_escape
-
-
-def valid_sns_subject(subject: str) -> bool:
-    return (
-        0 < len(subject) < 100
-        and all(32 <= ord(c) < 127 for c in subject)
-        and subject == subject.strip()
-        and not subject[0].isspace()
-    )
+from tests.support.notify_fixtures import valid_sns_subject
 
 
 @settings(max_examples=500)

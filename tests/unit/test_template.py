@@ -9,45 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from courier.ledger.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK, ITEM_EVENT, PK, SK, TTL_ATTR, TYPE
+from local.stack.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_PATH = ROOT / "template.yaml"
 
 
 # ------------------------------------------------------------------ loading
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """A YAML loader that turns CloudFormation short-form tags into their long form."""
-
-
-_SCALAR_AS_LIST = {"GetAtt"}
-
-
-def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    """`!Ref X` -> {"Ref": X}, `!Condition C` -> {"Condition": C}, `!GetAtt A.B` -> {"Fn::GetAtt":
-    [A, B]}, any other `!Name v` -> {"Fn::Name": v}."""
-    name = tag_suffix if tag_suffix in {"Ref", "Condition"} else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix in _SCALAR_AS_LIST:
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
-def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=_CfnLoader)
 
 
 @pytest.fixture(scope="module")
