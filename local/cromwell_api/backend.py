@@ -49,6 +49,28 @@ class Workflow:
     parent_id: str | None = None
     root_id: str | None = None
 
+    @classmethod
+    def submitted_as(cls, submission: Submission, at: datetime) -> Workflow:
+        """A new workflow for `submission`: its requested id (or a new one), On Hold or Submitted."""
+        return cls(
+            id=submission.requested_workflow_id or str(uuid.uuid4()),
+            name=submission.workflow_name,
+            status="On Hold" if submission.on_hold else "Submitted",
+            submission=at,
+            submitted=submission,
+            labels=dict(submission.labels),
+        )
+
+    def move(self, status: str, at: datetime) -> None:
+        """Set the status; the first move past Submitted is the start, a terminal one the end."""
+        if status not in STATES:
+            raise ValueError(f"unknown workflow status {status!r}")
+        self.status = status
+        if status not in ("On Hold", "Submitted") and self.start is None:
+            self.start = at
+        if status in TERMINAL:
+            self.end = self.end or at
+
     def all_labels(self) -> dict[str, str]:
         return {"cromwell-workflow-id": f"cromwell-{self.id}", **self.labels}
 
@@ -139,17 +161,10 @@ class InMemoryBackend:
 
     def create(self, submission: Submission) -> Workflow:
         with self._lock:
-            wid = submission.requested_workflow_id or str(uuid.uuid4())
+            workflow = Workflow.submitted_as(submission, self._now())
+            wid = workflow.id
             if wid in self._workflows:
                 raise IdInUse(wid)
-            workflow = Workflow(
-                id=wid,
-                name=submission.workflow_name,
-                status="On Hold" if submission.on_hold else "Submitted",
-                submission=self._now(),
-                submitted=submission,
-                labels=dict(submission.labels),
-            )
             self._workflows[wid] = workflow
             self._created_at[wid] = self._clock()
             self.submissions.append(submission)
@@ -265,12 +280,8 @@ class InMemoryBackend:
         with self._lock:
             workflow = self.workflow(workflow_id)
             task = fqn.rsplit(".", 1)[-1]
-            root = f"s3://cromwell/{workflow.name}/{workflow.id}/call-{task}"
-            if shard >= 0:
-                root += f"/shard-{shard}"
-            if attempt > 1:
-                root += f"/attempt-{attempt}"
-            stem = task if shard < 0 else f"{task}-{shard}"
+            root = call_root(f"s3://cromwell/{workflow.name}/{workflow.id}", task, shard, attempt)
+            stem = call_stem(task, shard)
             entry: dict[str, Any] = {
                 "executionStatus": status,
                 "shardIndex": shard,
@@ -299,13 +310,22 @@ class InMemoryBackend:
     # -- internals ---------------------------------------------------------------------------
 
     def _move(self, workflow: Workflow, status: str) -> None:
-        if status not in STATES:
-            raise ValueError(f"unknown workflow status {status!r}")
-        workflow.status = status
-        if status not in ("On Hold", "Submitted") and workflow.start is None:
-            workflow.start = self._now()
-        if status in TERMINAL:
-            workflow.end = workflow.end or self._now()
+        workflow.move(status, self._now())
+
+
+def call_root(base: str, alias: str, shard: int, attempt: int = 1) -> str:
+    """Where Cromwell puts one call attempt: `<base>/call-<alias>[/shard-<n>][/attempt-<n>]`."""
+    root = f"{base}/call-{alias}"
+    if shard >= 0:
+        root += f"/shard-{shard}"
+    if attempt > 1:
+        root += f"/attempt-{attempt}"
+    return root
+
+
+def call_stem(alias: str, shard: int) -> str:
+    """How a call's log files start: `<alias>` or `<alias>-<shard>` (`say-1-stderr.log`)."""
+    return alias if shard < 0 else f"{alias}-{shard}"
 
 
 def failure(message: str, *caused_by: str) -> dict[str, Any]:

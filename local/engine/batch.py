@@ -30,7 +30,7 @@ def task_id_tag(fqn: str, shard: int, attempt: int) -> str:
     return f"{fqn}-{'None' if shard < 0 else f'Some_{shard}_'}-{attempt}"
 
 
-def job_definition_name(image: str, script: str) -> str:
+def job_definition_name(image: str) -> str:
     """`cromwell_<image>_<sha1>`, the shared job definition Cromwell registers per image."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", image)[:80]
     return f"cromwell_{safe}_{hashlib.sha1(image.encode(), usedforsecurity=False).hexdigest()[:12]}"
@@ -66,7 +66,6 @@ class BatchJob:
     created_at: int = field(default_factory=now_ms)
     started_at: int | None = None
     stopped_at: int | None = None
-    status: str = "SUBMITTED"
     log_stream: str | None = None
 
     @property
@@ -79,7 +78,7 @@ class BatchJob:
 
     @property
     def definition(self) -> str:
-        return job_definition_name(self.image, self.script_url)
+        return job_definition_name(self.image)
 
     def start(self) -> None:
         self.started_at = now_ms()
@@ -89,7 +88,6 @@ class BatchJob:
         self, status: str, *, exit_code: int | None = None, reason: str | None = None
     ) -> dict[str, Any]:
         """The event `detail` for `status` (RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED)."""
-        self.status = status
         terminal = status in ("SUCCEEDED", "FAILED")
         if terminal and self.stopped_at is None:
             self.stopped_at = now_ms()

@@ -158,11 +158,14 @@ class LocalProcessContainer(TaskContainer):
             )
             reporter.send({**base, "state": "RUNNING", "pid": proc.pid})
             killed = False
-            while proc.poll() is None:
-                if terminating() and not killed:
-                    killed = True
-                    _kill_group(proc)
-                time.sleep(_POLL_SECONDS)
+            while True:
+                try:
+                    proc.wait(timeout=_POLL_SECONDS)
+                    break
+                except subprocess.TimeoutExpired:
+                    if terminating() and not killed:
+                        killed = True
+                        _kill_group(proc)
         rc = _exit_status(proc.returncode)
         reporter.send(
             {

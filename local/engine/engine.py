@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from local.cromwell_api.backend import TERMINAL, IdInUse, Workflow, failure, iso
+from local.cromwell_api.backend import TERMINAL, IdInUse, Workflow, call_root, call_stem, failure, iso
 from local.cromwell_api.rules import Submission
 from local.engine.batch import ABORT_REASON, DEFAULT_IMAGE, EXIT_REASON, LOG_GROUP, BatchJob, task_id_tag
 
@@ -58,22 +58,18 @@ def _default_post(url: str, body: dict[str, Any]) -> None:
     response.raise_for_status()
 
 
-def _job_failure(fqn: str, shard: int, attempt: int, rc: int) -> str:
-    where = "NA" if shard < 0 else str(shard)
+def _job_failure(job: BatchJob, rc: int) -> str:
+    where = "NA" if job.shard < 0 else str(job.shard)
     return (
-        f"Job {fqn}:{where}:{attempt} exited with return code {rc} which has not been declared as a "
+        f"Job {job.fqn}:{where}:{job.attempt} exited with return code {rc} which has not been declared as a "
         "valid return code. See 'continueOnReturnCode' runtime attribute for more details."
     )
 
 
 @dataclass
 class _Attempt:
-    """One task attempt as the engine tracks it."""
+    """One task attempt as the engine tracks it (call, shard and attempt number are the job's)."""
 
-    workflow: Workflow
-    fqn: str
-    shard: int
-    attempt: int
     call_root: str
     stem: str
     entry: dict[str, Any]
@@ -94,7 +90,6 @@ class _Run:
     abort_requested: bool = False
     subs: dict[str, Workflow] = field(default_factory=dict)
     sub_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    bases: dict[str, str] = field(default_factory=dict)
     attempts: dict[tuple[str, int], _Attempt] = field(default_factory=dict)
 
 
@@ -125,17 +120,10 @@ class LocalEngine:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the local engine is closed")
-            wid = submission.requested_workflow_id or str(uuid.uuid4())
+            workflow = Workflow.submitted_as(submission, _now())
+            wid = workflow.id
             if wid in self._workflows:
                 raise IdInUse(wid)
-            workflow = Workflow(
-                id=wid,
-                name=submission.workflow_name,
-                status="On Hold" if submission.on_hold else "Submitted",
-                submission=_now(),
-                submitted=submission,
-                labels=dict(submission.labels),
-            )
             self._workflows[wid] = workflow
             run = _Run(root=workflow, submission=submission, dir=self.config.work_dir / wid)
             self._runs[wid] = run
@@ -154,16 +142,14 @@ class LocalEngine:
             workflow = self._workflows.get(workflow_id.lower())
             if workflow is None or workflow.status in TERMINAL:
                 return None
-            run = self._runs.get(workflow.root_id or workflow.id)
-            if run is None:
-                return None
+            run = self._runs[workflow.root_id or workflow.id]
             run.abort_requested = True
             if workflow.status in ("On Hold", "Submitted"):
                 # Nothing ran yet: Cromwell answers Aborted at once and sends no callback.
-                self._finish_workflow(run.root, "Aborted")
+                run.root.move("Aborted", _now())
                 self._idle.notify_all()
             else:
-                self._move(run.root, "Aborting")
+                run.root.move("Aborting", _now())
             proc = run.proc
             status = workflow.status
         if proc is not None and proc.poll() is None:
@@ -274,9 +260,10 @@ class LocalEngine:
         sub = run.submission
         src = run.dir / "src"
         src.mkdir(parents=True, exist_ok=True)
+        inside = src.resolve()
         for name, data in (sub.dependencies or {}).items():
             target = (src / name).resolve()
-            if name.startswith("/") or src.resolve() not in target.parents:
+            if inside not in target.parents:
                 continue  # a path leaving the unzipped directory is never written
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
@@ -305,7 +292,7 @@ class LocalEngine:
             with self._lock:
                 run.root.name = str(message.get("name") or run.root.name)
                 if run.root.status == "Submitted":
-                    self._move(run.root, "Running")
+                    run.root.move("Running", _now())
                 run.root.extra["workflowRoot"] = self._root_base(run)
             return
         if message.get("kind") != "job" or not message.get("frames"):
@@ -326,7 +313,6 @@ class LocalEngine:
             with self._lock:
                 attempt.pid = message.get("pid")
                 attempt.job.start()
-                attempt.entry["backendStatus"] = "Running"
             self._emit_state(attempt, "RUNNING")
         elif state in ("EXITED", "ABORTED"):
             self._job_ended(run, attempt, message, aborted=state == "ABORTED")
@@ -341,9 +327,7 @@ class LocalEngine:
             key = frame["key"]
             sub = run.subs.get(key)
             if sub is None:
-                call_root = f"{base}/call-{frame['alias']}" + (
-                    f"/shard-{frame['shard']}" if frame["shard"] >= 0 else ""
-                )
+                root = call_root(base, frame["alias"], frame["shard"])
                 sub = Workflow(
                     id=str(uuid.uuid4()),
                     name=str(frame["callee"]),
@@ -354,22 +338,20 @@ class LocalEngine:
                     parent_id=workflow.id,
                     root_id=run.root.id,
                 )
-                sub_base = f"{call_root}/{sub.name}/{sub.id}"
-                sub.extra["workflowRoot"] = sub_base
+                sub.extra["workflowRoot"] = f"{root}/{sub.name}/{sub.id}"
                 run.subs[key] = sub
-                run.bases[key] = sub_base
                 self._workflows[sub.id] = sub
                 entry = {
                     "executionStatus": "Running",
                     "shardIndex": frame["shard"],
                     "attempt": 1,
                     "subWorkflowId": sub.id,
-                    "callRoot": call_root,
+                    "callRoot": root,
                     "start": iso(_now()),
                 }
                 workflow.calls.setdefault(f"{workflow.name}.{frame['alias']}", []).append(entry)
                 run.sub_entries[key] = entry
-            workflow, base = sub, run.bases[key]
+            workflow, base = sub, sub.extra["workflowRoot"]
         return workflow, base
 
     def _job_created(self, run: _Run, message: dict[str, Any]) -> None:
@@ -385,15 +367,11 @@ class LocalEngine:
             workflow, base = self._workflow_for(run, frames)
             fqn = f"{workflow.name}.{frame['alias']}"
             shard = int(frame["shard"])
-            call_root = f"{base}/call-{frame['alias']}"
-            if shard >= 0:
-                call_root += f"/shard-{shard}"
-            if number > 1:
-                call_root += f"/attempt-{number}"
-                previous = run.attempts.get((frame["key"], number - 1))
-                if previous is not None and previous.entry.get("executionStatus") == "Failed":
-                    previous.entry["executionStatus"] = "RetryableFailure"
-            stem = frame["alias"] if shard < 0 else f"{frame['alias']}-{shard}"
+            root = call_root(base, frame["alias"], shard, number)
+            stem = call_stem(frame["alias"], shard)
+            previous = run.attempts.get((frame["key"], number - 1))
+            if previous is not None and previous.entry.get("executionStatus") == "Failed":
+                previous.entry["executionStatus"] = "RetryableFailure"
             options = run.submission.options or {}
             prefix = str(options.get(_OPTION_SCRIPT_PREFIX) or "scripts/")
             digest = hashlib.md5(script_text.encode(), usedforsecurity=False).hexdigest()
@@ -428,9 +406,9 @@ class LocalEngine:
                 "attempt": number,
                 "backend": "AWSBatch",
                 "jobId": job.job_id,
-                "callRoot": call_root,
-                "stdout": f"{call_root}/{stem}-stdout.log",
-                "stderr": f"{call_root}/{stem}-stderr.log",
+                "callRoot": root,
+                "stdout": f"{root}/{stem}-stdout.log",
+                "stderr": f"{root}/{stem}-stderr.log",
                 "runtimeAttributes": {
                     "docker": job.image,
                     "cpu": str(runtime.get("cpu") or 1),
@@ -439,9 +417,9 @@ class LocalEngine:
                 "start": iso(_now()),
             }
             workflow.calls.setdefault(fqn, []).append(entry)
-            attempt = _Attempt(workflow, fqn, shard, number, call_root, stem, entry, job)
+            attempt = _Attempt(root, stem, entry, job)
             run.attempts[(frame["key"], number)] = attempt
-        self._put(f"{call_root}/script", script_text.encode())
+        self._put(f"{root}/script", script_text.encode())
         self._put(script_url, script_text.encode())
         self._emit_state(attempt, "RUNNABLE")
 
@@ -453,41 +431,33 @@ class LocalEngine:
                 self._put(attempt.entry[stream], Path(path).read_bytes())
         if not aborted and rc is not None:
             self._put(f"{attempt.call_root}/{attempt.stem}-rc.txt", f"{rc}\n".encode())
+        if aborted:
+            execution, batch, reason = "Aborted", "FAILED", ABORT_REASON
+        elif rc == 0:
+            execution, batch, reason = "Done", "SUCCEEDED", EXIT_REASON
+        else:
+            execution, batch, reason = "Failed", "FAILED", EXIT_REASON
         with self._lock:
             attempt.done = True
             entry = attempt.entry
             entry["end"] = iso(_now())
+            entry["executionStatus"] = execution
+            entry["backendStatus"] = batch.capitalize()
             if rc is not None:
                 entry["returnCode"] = rc
             if attempt.job.log_stream is not None:
                 entry["logConfig:logGroupName"] = LOG_GROUP
                 entry["logConfig:logStreamName"] = attempt.job.log_stream
-            if aborted:
-                entry["executionStatus"] = "Aborted"
-                entry["backendStatus"] = "Failed"
-            elif rc == 0:
-                entry["executionStatus"] = "Done"
-                entry["backendStatus"] = "Succeeded"
-            else:
-                entry["executionStatus"] = "Failed"
-                entry["backendStatus"] = "Failed"
-                entry["failures"] = [
-                    failure(_job_failure(attempt.fqn, attempt.shard, attempt.attempt, int(rc)))
-                ]
-        if aborted:
-            self._emit_state(attempt, "FAILED", exit_code=rc, reason=ABORT_REASON)
-        elif rc == 0:
-            self._emit_state(attempt, "SUCCEEDED", exit_code=0, reason=EXIT_REASON)
-        else:
-            self._emit_state(attempt, "FAILED", exit_code=rc, reason=EXIT_REASON)
+            if execution == "Failed":
+                entry["failures"] = [failure(_job_failure(attempt.job, int(rc)))]
+        self._emit_state(attempt, batch, exit_code=rc, reason=reason)
 
     def _emit_state(
         self, attempt: _Attempt, status: str, *, exit_code: int | None = None, reason: str | None = None
     ) -> None:
         with self._lock:
             detail = attempt.job.detail(status, exit_code=exit_code, reason=reason)
-            if status != "RUNNABLE":
-                attempt.entry["backendStatus"] = status.capitalize()
+            attempt.entry["backendStatus"] = status.capitalize()
         self._emit("Batch Job State Change", detail)
 
     # -- the end -----------------------------------------------------------------------------
@@ -518,20 +488,14 @@ class LocalEngine:
     def _conclude(self, run: _Run, state: str) -> None:
         """Close sub-workflows, then the root; POST the callback; wake wait_idle. Holds the lock."""
         for key, sub in run.subs.items():
-            prefix = key + "/"
-            failed = any(
-                a.entry.get("executionStatus") == "Failed"
-                for (k, _), a in run.attempts.items()
-                if k.startswith(prefix)
-            )
-            sub_state = "Aborted" if state == "Aborted" else ("Failed" if failed else "Succeeded")
-            if state == "Failed" and not failed:
-                sub_state = (
-                    "Succeeded"
-                    if all(a.done for (k, _), a in run.attempts.items() if k.startswith(prefix))
-                    else "Failed"
-                )
-            self._finish_workflow(sub, sub_state)
+            inside = [a for (k, _), a in run.attempts.items() if k.startswith(key + "/")]
+            if state == "Aborted":
+                sub_state = "Aborted"
+            elif any(a.entry.get("executionStatus") == "Failed" or not a.done for a in inside):
+                sub_state = "Failed"
+            else:
+                sub_state = "Succeeded"
+            sub.move(sub_state, _now())
             entry = run.sub_entries.get(key)
             if entry is not None:
                 entry["executionStatus"] = {"Succeeded": "Done", "Failed": "Failed"}.get(sub_state, "Aborted")
@@ -549,7 +513,7 @@ class LocalEngine:
                 self._send_callback(callback, body)
             finally:
                 self._lock.acquire()
-        self._finish_workflow(run.root, state)
+        run.root.move(state, _now())
         self._idle.notify_all()
 
     def _send_callback(self, url: str, body: dict[str, Any]) -> None:
@@ -586,10 +550,10 @@ class LocalEngine:
                 str(run_root.joinpath(*key.split("/"))): a.call_root for (key, _), a in run.attempts.items()
             }
         for item in finished.get("files") or []:
-            call_root = roots.get(item.get("task_dir", ""))
-            if call_root is None or item.get("directory"):
+            root = roots.get(item.get("task_dir", ""))
+            if root is None:
                 continue
-            target = f"{call_root}/{item['relative']}"
+            target = f"{root}/{item['relative']}"
             local = Path(item["local"])
             if local.is_file():
                 self._put(target, local.read_bytes())
@@ -613,20 +577,8 @@ class LocalEngine:
         content_type = mimetypes.guess_type(key)[0] or "text/plain"
         self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
-    def _move(self, workflow: Workflow, status: str) -> None:
-        workflow.status = status
-        if status != "Submitted" and workflow.start is None:
-            workflow.start = _now()
-
-    def _finish_workflow(self, workflow: Workflow, status: str) -> None:
-        self._move(workflow, status)
-        workflow.end = workflow.end or _now()
-
     def _is_idle(self) -> bool:
-        return all(w.status in TERMINAL or w.status == "On Hold" for w in self._workflows.values()) and all(
-            run.thread is None or not run.thread.is_alive() or run.root.status in TERMINAL
-            for run in self._runs.values()
-        )
+        return all(w.status in TERMINAL or w.status == "On Hold" for w in self._workflows.values())
 
     @staticmethod
     def _snapshot(workflow: Workflow) -> Workflow:

@@ -11,8 +11,8 @@ It reports to the engine as JSON lines on the inherited file descriptor `<fd>`:
   `{"kind": "finished", "status": "Failed", "error": "..."}` at the end.
 
 Each frame of a job names one call on the way from the root workflow to the task:
-`{"key": <run-dir path of the call>, "workflow": <enclosing workflow name>, "alias": <call name>,
-"shard": <scatter index or -1>, "callee": <task or sub-workflow name>, "subworkflow": bool}`.
+`{"key": <run-dir path of the call>, "alias": <call name>, "shard": <scatter index or -1>,
+"callee": <task or sub-workflow name>}`.
 """
 
 from __future__ import annotations
@@ -120,11 +120,9 @@ class Locator:
             frames.append(
                 {
                     "key": "/".join(parts[: depth + 1]),
-                    "workflow": current.name,
                     "alias": alias,
                     "shard": int(indices[-1]) if indices and indices[-1].isdigit() else -1,
                     "callee": getattr(callee, "name", alias),
-                    "subworkflow": isinstance(callee, WDL.Tree.Workflow),
                 }
             )
             current = callee if isinstance(callee, WDL.Tree.Workflow) else None
@@ -132,25 +130,26 @@ class Locator:
 
 
 def _files(outputs: WDL.Env.Bindings[WDL.Value.Base], run_dir: Path) -> list[dict[str, str]]:
-    """Every File/Directory output with the task dir it was written in (for the S3 copy)."""
+    """Every File output with the task dir it was written in (for the S3 copy)."""
     files: list[dict[str, str]] = []
+    root = run_dir.resolve()
 
     def note(value: WDL.Value.File | WDL.Value.Directory) -> str:
-        real = Path(os.path.realpath(value.value.rstrip("/")))
+        if isinstance(value, WDL.Value.Directory):
+            return str(value.value)  # directories are not copied to S3
+        real = Path(os.path.realpath(value.value))
         try:
-            rel = real.relative_to(run_dir.resolve())
+            parts = real.relative_to(root).parts
         except ValueError:
             return str(value.value)
-        parts = rel.parts
         if "work" in parts:
             cut = parts.index("work")
             files.append(
                 {
                     "value": str(value.value),
                     "local": str(real),
-                    "task_dir": str(run_dir.resolve().joinpath(*parts[:cut])),
+                    "task_dir": str(root.joinpath(*parts[:cut])),
                     "relative": "/".join(parts[cut + 1 :]),
-                    "directory": "true" if isinstance(value, WDL.Value.Directory) else "",
                 }
             )
         return str(value.value)

@@ -28,8 +28,6 @@ from tests.support.engine_helpers import (
     wdl,
 )
 
-TERMINAL = {"Succeeded", "Failed", "Aborted"}
-
 
 class Stack:
     def __init__(
