@@ -67,14 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")
     print("for Cromwell on AWS Batch, the functions' handlers in this process). Ctrl-C stops it.\n")
     with LocalStack(options) as stack:
-        callback = next(
-            iter(
-                stack.provisioned.functions[f].url
-                for f in stack.provisioned.functions
-                if stack.provisioned.functions[f].url
-            ),
-            "",
-        )
+        callback = next((spec.url for spec in stack.provisioned.functions.values() if spec.url), "")
         print(f"  AWS_ENDPOINT_URL={stack.moto_url}")
         print(f"  CROMWELL_URL={stack.cromwell_url}")
         print(f"  callback function URL {callback}")

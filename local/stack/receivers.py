@@ -8,8 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local.stack.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class SlackPost:
         return needle in json.dumps(self.payload)
 
 
-class SlackReceiver:
+class SlackReceiver(LoopbackServer):
     """Answers `ok` to every POST, like Slack's incoming webhooks, and records it."""
 
     def __init__(self, on_post: Callable[[SlackPost], None] | None = None, host: str = "127.0.0.1") -> None:
@@ -54,13 +55,9 @@ class SlackReceiver:
         self.on_post = on_post
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b"{}"
+                raw = self.request_body() or b"{}"
                 try:
                     payload = json.loads(raw)
                 except ValueError:
@@ -77,10 +74,7 @@ class SlackReceiver:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer((host, 0), Handler)
-        self.host, self.port = host, int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="slack-receiver", daemon=True)
-        self._thread.start()
+        super().__init__(Handler, name="slack-receiver", host=host, port=0)
 
     @property
     def webhook_url(self) -> str:
@@ -89,11 +83,6 @@ class SlackReceiver:
     def received(self) -> list[SlackPost]:
         with self._lock:
             return list(self.posts)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 @dataclass(frozen=True)

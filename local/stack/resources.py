@@ -41,7 +41,6 @@ class EventSource:
     # "stream" (DynamoDB stream batches), "schedule", "url" (function URL)
     properties: dict[str, Any]
     queue_url: str = ""
-    table: str = ""
     stream_arn: str = ""
 
 
@@ -62,16 +61,12 @@ class Provisioned:
     """What the provisioner created, for the router and the timeline."""
 
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
-    queue_urls: dict[str, str] = field(default_factory=dict)  # logical id -> URL
     queue_arns: dict[str, str] = field(default_factory=dict)  # ARN -> URL
     buckets: dict[str, str] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
-    rules: dict[str, str] = field(default_factory=dict)  # rule name -> target queue URL
     email_queues: dict[str, str] = field(default_factory=dict)  # subscription logical id -> queue URL
-    stand_ins: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
 
 
 class Provisioner:
@@ -101,11 +96,9 @@ class Provisioner:
         for logical_id, resource in resources.items():
             kind = resource.get("Type", "")
             if not self.r.active(logical_id):
-                self.out.skipped[logical_id] = f"condition {resource.get('Condition')} is false"
                 continue
             if kind in NOT_EMULATED:
                 self._placeholder(logical_id, kind)
-                self.out.skipped[logical_id] = NOT_EMULATED[kind]
                 continue
             if kind == "AWS::Serverless::Function":
                 self._function_names(logical_id)
@@ -299,7 +292,6 @@ class Provisioner:
                 attributes[key] = value if isinstance(value, str) else json.dumps(value)
         self._leftover(logical_id, props)
         url, arn = self._queue(name, attributes)
-        self.out.queue_urls[logical_id] = url
         self.r.refs[logical_id] = url
         self.r.attrs[(logical_id, "Arn")] = arn
         self.r.attrs[(logical_id, "QueueName")] = name
@@ -339,7 +331,6 @@ class Provisioner:
             elif function is not None:
                 url, entry["Arn"] = self._queue(f"{name}-{entry['Id']}"[:80])
                 self._pending_bridges.append((function, f"{logical_id}:{entry['Id']}", url, {}))
-                self.out.stand_ins.append(f"rule {name} -> function {function}: stand-in queue")
             else:
                 raise TemplateError(f"{logical_id}: target {arn} is neither an SQS queue nor a function")
             targets.append(entry)
@@ -347,7 +338,6 @@ class Provisioner:
         if state != "ENABLED":
             return
         rule_arn = self._put_rule(name, pattern, description, targets)
-        self.out.rules[name] = ",".join(t["Arn"] for t in targets)
         self.r.refs[logical_id] = name
         self.r.attrs[(logical_id, "Arn")] = rule_arn
 
@@ -403,7 +393,6 @@ class Provisioner:
             url, queue_arn = self._queue(f"{self._name(logical_id)}-inbox")
             arn = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)["SubscriptionArn"]
             self.out.email_queues[logical_id] = url
-            self.out.stand_ins.append(f"e-mail to {endpoint}: SQS queue subscribed to the topic")
         else:
             raise TemplateError(f"{logical_id}: SNS protocol {protocol} is not emulated (email and sqs are)")
         self.r.refs[logical_id] = arn
@@ -477,17 +466,13 @@ class Provisioner:
                 rule_arn = self._put_rule(rule_name, props["Pattern"], f"{logical_id} {name}", [target])
                 self.r.refs[f"{logical_id}{name}"] = rule_name
                 self.r.attrs[(f"{logical_id}{name}", "Arn")] = rule_arn
-                self.out.rules[rule_name] = url
-                self.out.stand_ins.append(f"rule {rule_name} -> {logical_id}: stand-in queue")
                 sources.append(EventSource(name, "eventbridge", props, queue_url=url))
             elif kind == "SQS":
                 sources.append(
                     EventSource(name, "queue", props, queue_url=self.queue_url_for(props["Queue"], where))
                 )
             elif kind == "DynamoDB":
-                stream = props["Stream"]
-                table = stream.split(":table/", 1)[1].split("/", 1)[0]
-                sources.append(EventSource(name, "stream", props, table=table, stream_arn=stream))
+                sources.append(EventSource(name, "stream", props, stream_arn=props["Stream"]))
             elif kind == "Schedule":
                 sources.append(EventSource(name, "schedule", props))
             else:

@@ -9,7 +9,7 @@
 - DynamoDB stream event sources: records from `LATEST`, filtered with the source's
   `FilterCriteria`, in batches of `BatchSize`; a failed batch is retried from the first failed
   record up to `MaximumRetryAttempts`, then described on the on-failure destination queue.
-- Schedules: the function is invoked with a Scheduled Event every period (or on `tick`).
+- Schedules: the function is invoked with a Scheduled Event every period.
 - Function URLs: a loopback HTTP server turns each request into a function URL event.
 
 Every stream record (filtered or not) and every invocation is also reported to `observe`, which
@@ -26,11 +26,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from local.stack.filters import compile_filters, passes
+from local.stack.loopback import LoopbackServer, QuietHandler
 from local.stack.resources import EventSource, FunctionSpec, Provisioned, schedule_seconds
 from local.stack.wiring import (
     WIRING,
@@ -46,20 +46,20 @@ from local.stack.wiring import (
 Observer = Callable[[str, dict[str, Any]], None]
 
 
-class FunctionUrlServer:
+class FunctionUrlServer(LoopbackServer):
     """A function URL on loopback. `target` is set once the function is wired."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.target: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
+        class Handler(QuietHandler):
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.request_body()
+                if outer.target is None:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 parts = urlsplit(self.path)
                 event = function_url_event(
                     self.command,
@@ -69,10 +69,6 @@ class FunctionUrlServer:
                     body,
                     f"{outer.host}:{outer.port}",
                 )
-                if outer.target is None:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
                 try:
                     answer = outer.target(event)
                 except Exception as exc:  # a function error answers 502, as a function URL does
@@ -92,19 +88,11 @@ class FunctionUrlServer:
             do_GET = _serve
             do_PUT = _serve
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self.host, self.port = host, int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, name="function-url", daemon=True)
-        self._thread.start()
+        super().__init__(Handler, name="function-url", host=host, port=port)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 class Router:
@@ -158,7 +146,7 @@ class Router:
 
     def invoke(self, logical_id: str, event: dict[str, Any], source: str = "direct") -> Any:
         spec = self.p.functions[logical_id]
-        context = Context(f"{logical_id}", self.region, self.account, spec.timeout)
+        context = Context(logical_id, self.region, self.account, spec.timeout)
         with self._lock:
             self._busy += 1
             self._running[logical_id] = self._running.get(logical_id, 0) + 1
@@ -432,12 +420,6 @@ class Router:
             "resources": [f"arn:aws:events:{self.region}:{self.account}:rule/{spec.logical_id}{source.name}"],
             "detail": {},
         }
-
-    def tick(self, logical_id: str) -> Any:
-        """Invoke a scheduled function now, as its schedule would."""
-        spec = self.p.functions[logical_id]
-        source = next(s for s in spec.sources if s.kind == "schedule")
-        return self.invoke(logical_id, self.scheduled_event(spec, source), source.name)
 
     def _run_schedule(self, spec: FunctionSpec, source: EventSource) -> None:
         period = self.schedule_override or schedule_seconds(str(source.properties["Schedule"]))

@@ -85,7 +85,6 @@ class LocalStack:
         self.router: Router | None = None
         self.slack: SlackReceiver | None = None
         self.inbox: Inbox | None = None
-        self.resolver: Resolver | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
         #: Every invocation the router made: {"function", "source", "event", "result"}.
@@ -182,16 +181,14 @@ class LocalStack:
         }
         declared = template.get("Parameters") or {}
         self.parameters = {k: v for k, v in self.parameters.items() if k in declared or k in opts.parameters}
-        self.resolver = Resolver.for_template(
+        resolver = Resolver.for_template(
             template,
             self.parameters,
             region=opts.region,
             account=opts.account,
             stack_name=opts.stack_name,
         )
-        self.provisioned = Provisioner(
-            self.resolver, self.client, function_url=self._function_url
-        ).provision()
+        self.provisioned = Provisioner(resolver, self.client, function_url=self._function_url).provision()
 
         # Each handler module validates its settings when imported; make sure it finds them.
         for spec in self.provisioned.functions.values():
@@ -490,14 +487,6 @@ class LocalStack:
             if isinstance(c.get("result"), dict) and c["result"].get("key") == key and c["source"] != "url"
         ]
 
-    def abort(self, workflow_id: str) -> str:
-        """Abort a run through Cromwell's REST API, as a user would; Cromwell's answer status."""
-        import requests  # noqa: PLC0415
-
-        response = requests.post(f"{self.cromwell_url}/api/workflows/v1/{workflow_id}/abort", timeout=10)
-        response.raise_for_status()
-        return str(response.json().get("status"))
-
     def receipt(self, bucket: str, key: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError  # noqa: PLC0415
 
@@ -507,37 +496,6 @@ class LocalStack:
             return None
         document: dict[str, Any] = json.loads(body)
         return document
-
-    def run_item(self, workflow_id: str) -> dict[str, Any] | None:
-        from courier.ledger import schema  # noqa: PLC0415
-        from local.stack.timeline import plain_image  # noqa: PLC0415
-
-        item = (
-            self.client("dynamodb")
-            .get_item(
-                TableName=self.table_name,
-                Key={schema.PK: {"S": schema.run_pk(workflow_id)}, schema.SK: {"S": schema.RUN_SK}},
-                ConsistentRead=True,
-            )
-            .get("Item")
-        )
-        return plain_image(item) if item else None
-
-    def run_items(self, workflow_id: str) -> list[dict[str, Any]]:
-        """The run's whole partition: run, tasks and outbox events."""
-        from courier.ledger import schema  # noqa: PLC0415
-        from local.stack.timeline import plain_image  # noqa: PLC0415
-
-        items: list[dict[str, Any]] = []
-        paginator = self.client("dynamodb").get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": schema.run_pk(workflow_id)}},
-            ConsistentRead=True,
-        ):
-            items.extend(plain_image(item) for item in page.get("Items", []))
-        return items
 
     def emails(self, workflow_id: str | None = None) -> list[Email]:
         received = self.inbox.received() if self.inbox else []
@@ -564,15 +522,18 @@ class LocalStack:
 
     def wait_for_end(self, workflow_id: str, timeout: float = 60) -> dict[str, Any] | None:
         """The run item once it is terminal and its ENDED (or REJECTED) message was delivered."""
+        from courier.ledger.reader import DELIVERY_ATTR, LedgerReader  # noqa: PLC0415
+
+        ledger = LedgerReader(self.table_name, self.client("dynamodb"))
 
         def ended() -> dict[str, Any] | None:
-            run = self.run_item(workflow_id)
+            run = ledger.get_run(workflow_id)
             if not run or run.get("status") not in TERMINAL_RUN_STATES:
                 return None
-            events = [i for i in self.run_items(workflow_id) if i.get("type") == "event"]
-            final = [e for e in events if str(e.get("kind", "")).split("#")[0] in ("ENDED", "REJECTED")]
-            for event in final:
-                delivery = event.get("delivery") or {}
+            for event in ledger.iter_events(workflow_id):
+                if str(event.get("kind", "")).split("#")[0] not in ("ENDED", "REJECTED"):
+                    continue
+                delivery = event.get(DELIVERY_ATTR) or {}
                 if not delivery or any(d.get("state") == "claimed" for d in delivery.values()):
                     return None
             return run
@@ -583,13 +544,13 @@ class LocalStack:
     def settle(self, timeout: float = 10.0, quiet_seconds: float = 0.5) -> bool:
         """True once nothing has happened for `quiet_seconds` (queues drained, no invocation)."""
         deadline = time.monotonic() + timeout
-        last = (len(self.timeline.entries), -1.0)
+        last_count = len(self.timeline.entries)
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             busy = self.router is not None and self.router.busy()
             count = len(self.timeline.entries)
-            if busy or count != last[0]:
-                last = (count, 0.0)
+            if busy or count != last_count:
+                last_count = count
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since >= quiet_seconds:
                 return True

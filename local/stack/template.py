@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from local.stack.paths import ROOT
+
 TEMPLATE_PATH = ROOT / "template.yaml"
 
 
@@ -186,7 +187,7 @@ class Resolver:
             raise TemplateError(f"pseudo parameter {name} is not supported")
         return values[name]
 
-    def ref(self, name: str, where: str = "") -> Any:
+    def ref(self, name: str) -> Any:
         if name.startswith("AWS::"):
             return self.pseudo(name)
         if name in self.parameters:
@@ -195,7 +196,7 @@ class Resolver:
             return self.refs[name]
         raise Unresolved(name)
 
-    def get_att(self, name: str, attr: str, where: str = "") -> Any:
+    def get_att(self, name: str, attr: str) -> Any:
         key = (name, attr)
         if key in self.attrs:
             return self.attrs[key]
@@ -211,7 +212,7 @@ class Resolver:
         if len(node) == 1:
             ((key, arg),) = node.items()
             if key == "Ref":
-                return self.ref(str(arg), where)
+                return self.ref(str(arg))
             if key == "Condition" and isinstance(arg, str):
                 return self.condition(arg)
             if key.startswith("Fn::"):
@@ -239,7 +240,7 @@ class Resolver:
             return any(self.resolve(a, where) for a in arg)
         if name == "GetAtt":
             target, attr = arg.split(".", 1) if isinstance(arg, str) else _args(arg, 2, where)
-            return self.get_att(str(target), str(attr), where)
+            return self.get_att(str(target), str(attr))
         if name == "Join":
             separator, values = _args(arg, 2, where)
             items = self.resolve(values, where)
@@ -272,8 +273,8 @@ class Resolver:
                 return str(local[name])
             if "." in name and not name.startswith("AWS::"):
                 target, attr = name.split(".", 1)
-                return str(self.get_att(target, attr, where))
-            return str(self.ref(name, where))
+                return str(self.get_att(target, attr))
+            return str(self.ref(name))
 
         return _SUB_RE.sub(replace, str(text))
 

@@ -11,10 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
-_DESERIALIZER = TypeDeserializer()
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -36,13 +32,6 @@ class Entry:
             out.extend(textwrap.wrap(line, room, subsequent_indent="  ") or [""])
         pad = " " * len(head)
         return "\n".join((head if i == 0 else pad) + line for i, line in enumerate(out or [""]))
-
-
-def plain_image(image: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A stream image (DynamoDB JSON) as plain Python values."""
-    if not image:
-        return {}
-    return {key: _DESERIALIZER.deserialize(value) for key, value in image.items()}
 
 
 class Timeline:
@@ -73,19 +62,15 @@ class Timeline:
                 self.sink(entry)
         return entry
 
-    def of(self, workflow_id: str, kind: str | None = None) -> list[Entry]:
-        with self._lock:
-            return [
-                e for e in self.entries if e.workflow_id == workflow_id and (kind is None or e.kind == kind)
-            ]
-
     # -- ledger stream ----------------------------------------------------------------------
 
     def ledger_change(self, record: Mapping[str, Any]) -> None:
         """One stream record: a run or task that changed status, or an outbox event inserted."""
+        from courier.ledger._codec import from_item  # noqa: PLC0415
+
         stream = record.get("dynamodb") or {}
-        new = plain_image(stream.get("NewImage"))
-        old = plain_image(stream.get("OldImage"))
+        new = from_item(stream.get("NewImage") or {})
+        old = from_item(stream.get("OldImage") or {})
         item_type = new.get("type")
         if item_type == "run" and new.get("status") != old.get("status"):
             workflow_id = str(new.get("workflow_id") or "")

@@ -53,39 +53,23 @@ def _secret_reader(clients: ClientFactory) -> Any:
     return SecretReader(ssm_client=clients("ssm"), secrets_client=clients("secretsmanager"))
 
 
-def _reference(secret: str) -> str:
-    return secret if secret.startswith(("ssm:", "secretsmanager:")) else f"secretsmanager:{secret}"
-
-
 def _submit(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
-    from courier.ledger import RunLedger  # noqa: PLC0415
     from courier.settings import load_settings  # noqa: PLC0415
-    from courier.storage import ObjectStore  # noqa: PLC0415
-    from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts  # noqa: PLC0415
-    from submit.plan import Limits  # noqa: PLC0415
-    from submit.service import SubmitOptions, SubmitService  # noqa: PLC0415
+    from submit.handler import _as_reference, build_service  # noqa: PLC0415
     from submit.settings import SubmitSettings  # noqa: PLC0415
 
     settings = load_settings(SubmitSettings, env)
     callback_uri = None
     if settings.callback_url and settings.callback_token_secret:
-        token = _secret_reader(clients).require(_reference(settings.callback_token_secret)).reveal()
+        token = _secret_reader(clients).require(_as_reference(settings.callback_token_secret)).reveal()
         separator = "&" if "?" in settings.callback_url else "?"
         callback_uri = f"{settings.callback_url}{separator}token={token}"
-    store = ObjectStore(clients("s3"))
-    service = SubmitService(
-        folders=S3Folders(store),
-        cromwell=CromwellSubmitter(_cromwell(settings)),
-        ledger=RunLedger(settings.table_name, clients("dynamodb"), retention_days=settings.retention_days),
-        receipts=S3Receipts(store),
-        objects=S3InputChecker(store),
-        limits=Limits(max_file_bytes=settings.max_file_bytes, max_s3_checks=settings.max_s3_checks),
-        options=SubmitOptions(
-            check_s3_inputs=settings.check_s3_inputs,
-            wdl_wait_seconds=settings.wdl_wait_seconds,
-            poll_seconds=settings.poll_seconds,
-            callback_uri=callback_uri,
-        ),
+    service = build_service(
+        settings,
+        s3=clients("s3"),
+        dynamodb=clients("dynamodb"),
+        cromwell=_cromwell(settings),
+        callback_uri=callback_uri,
     )
     return {"service": service}
 

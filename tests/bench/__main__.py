@@ -26,12 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import tests.conftest  # noqa: F401 - the fake AWS environment every handler module validates at import
+from local.stack.paths import ROOT, ensure_import_paths
 
-ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks.md"
-for _path in ("layers/courier", "functions/submit", "functions/monitor", "functions/notify"):
-    if str(ROOT / _path) not in sys.path:
-        sys.path.insert(0, str(ROOT / _path))
+ensure_import_paths()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.stack.paths import ROOT
+from local.stack.template import TEMPLATE_PATH, load_template
 from tests.conftest import _ENV
 
-ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "courier"
 
 #: Modules made lazy in the function code, by handler module (measured eagerly for comparison).
@@ -66,17 +66,15 @@ class HandlerSpec:
     module: str
 
 
-def handlers(template: Path = ROOT / "template.yaml") -> list[HandlerSpec]:
+def handlers(template: Path = TEMPLATE_PATH) -> list[HandlerSpec]:
     """(function, CodeUri, handler module) of every function in the template, in order."""
-    text = template.read_text(encoding="utf-8")
-    found: list[HandlerSpec] = []
-    for block in re.split(r"\n  (?=[A-Za-z0-9]+:\n)", text):
-        name = block.split(":", 1)[0].strip()
-        code = re.search(r"\n\s+CodeUri:\s*(\S+)", block)
-        handler = re.search(r"\n\s+Handler:\s*(\S+)", block)
-        if code and handler and "AWS::Serverless::Function" in block:
-            found.append(HandlerSpec(name, code.group(1), handler.group(1).rsplit(".", 1)[0]))
-    return found
+    return [
+        HandlerSpec(
+            name, str(resource["Properties"]["CodeUri"]), resource["Properties"]["Handler"].rsplit(".", 1)[0]
+        )
+        for name, resource in load_template(template)["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]
 
 
 def child_env(extra_path: list[Path]) -> dict[str, str]:

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 HELLO = Path(__file__).resolve().parents[1] / "fixtures" / "wdl" / "hello"
-TOPIC = "courier-notifications"
 TERMINAL_BATCH = frozenset({"SUCCEEDED", "FAILED"})
 STACK_TIMEOUT = 60.0
 
@@ -228,7 +227,7 @@ def handlers_only(repeats: int) -> dict[str, Any]:
     from moto import mock_aws  # noqa: PLC0415
 
     from courier.cromwell import CromwellClient, SubmitRequest, SubmitResult  # noqa: PLC0415
-    from courier.ledger._codec import from_item  # noqa: PLC0415
+    from courier.ledger._codec import query_items  # noqa: PLC0415
     from courier.settings import load_settings  # noqa: PLC0415
     from local.cromwell_api import CromwellTestServer  # noqa: PLC0415
     from monitor import handler as monitor_handler  # noqa: PLC0415
@@ -240,7 +239,7 @@ def handlers_only(repeats: int) -> dict[str, Any]:
     from submit.handler import build_service  # noqa: PLC0415
     from tests.support.ledger_table import create_ledger_table  # noqa: PLC0415
     from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, lifecycle, sqs_batch  # noqa: PLC0415
-    from tests.support.notify_fixtures import FakeContext, stream_event  # noqa: PLC0415
+    from tests.support.notify_fixtures import TOPIC_NAME, FakeContext, stream_event  # noqa: PLC0415
     from tests.support.submit_fixtures import TABLE, make_world  # noqa: PLC0415
 
     class TimedCromwell(CromwellClient):
@@ -278,12 +277,12 @@ def handlers_only(repeats: int) -> dict[str, Any]:
         notifier = build_notifier(load_settings(NotifySettings), dynamodb=dynamodb, sns=sns, s3=world.s3)
         started = time.monotonic()
         monitor_handler.lambda_handler(sqs_batch(events[-1:]), Ctx(), service=monitor)
-        page = dynamodb.query(
-            TableName=TABLE,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{workflow_id}"}, ":ev": {"S": "EVENT#ENDED"}},
-        )
-        items = [from_item(raw) for raw in page["Items"]]
+        ended = {
+            "TableName": TABLE,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :ev)",
+            "ExpressionAttributeValues": {":pk": {"S": f"RUN#{workflow_id}"}, ":ev": {"S": "EVENT#ENDED"}},
+        }
+        items = list(query_items(dynamodb, ended))
         result = notify_handler(stream_event(*items), FakeContext(), notifier=notifier)  # type: ignore[arg-type]
         end_latency = time.monotonic() - started
         if not items or result.get("batchItemFailures"):
@@ -296,7 +295,7 @@ def handlers_only(repeats: int) -> dict[str, Any]:
         s3 = boto3.client("s3", region_name="us-east-1")
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         sns = boto3.client("sns", region_name="us-east-1")
-        sns.create_topic(Name=TOPIC)
+        sns.create_topic(Name=TOPIC_NAME)
         create_ledger_table(dynamodb, TABLE)
         world = make_world((s3, dynamodb), server)
         for n in range(repeats + 1):

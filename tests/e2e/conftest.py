@@ -17,19 +17,14 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
+from courier.ledger import schema
+from courier.ledger._codec import from_item, query_items
 from local.stack import Email, LocalStack, LocalStackOptions, SlackPost
 
 RUNS = Path(__file__).resolve().parent / "runs"
 DEMO_RUNS = Path(__file__).resolve().parents[2] / "local" / "demo_runs"
-
-_DESERIALIZER = TypeDeserializer()
-
-
-def plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _DESERIALIZER.deserialize(value) for key, value in item.items()}
 
 
 class Observer:
@@ -51,18 +46,13 @@ class Observer:
 
     def partition(self, workflow_id: str) -> dict[str, dict[str, Any]]:
         """Every item of the run's partition, by sort key (RUN, TASK#..., EVENT#...)."""
-        items: dict[str, dict[str, Any]] = {}
-        paginator = self.dynamodb.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"RUN#{workflow_id}"}},
-            ConsistentRead=True,
-        ):
-            for raw in page.get("Items", []):
-                item = plain(raw)
-                items[str(item["sk"])] = item
-        return items
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": schema.run_pk(workflow_id)}},
+            "ConsistentRead": True,
+        }
+        return {str(item[schema.SK]): item for item in query_items(self.dynamodb, request)}
 
     def run(self, workflow_id: str) -> dict[str, Any]:
         return self.partition(workflow_id)["RUN"]
@@ -87,7 +77,7 @@ class Observer:
             ExpressionAttributeValues={":run": {"S": "run"}},
             ConsistentRead=True,
         ):
-            found.extend(plain(raw) for raw in page.get("Items", []))
+            found.extend(from_item(raw) for raw in page.get("Items", []))
         return found
 
     def runs_of(self, inputs_key: str) -> list[dict[str, Any]]:

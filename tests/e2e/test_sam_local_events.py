@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -33,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from courier.conventions import workflow_id_from_script_url
 from courier.ledger import schema
 from courier.ledger._codec import from_item, to_item
 from local.stack import LocalStack, LocalStackOptions
@@ -102,9 +102,6 @@ def submit(expected: str) -> Check:
     return check
 
 
-_SCRIPT_PREFIX = re.compile(r"/courier-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/")
-
-
 def _root_of(detail: Mapping[str, Any]) -> str | None:
     """The run a Batch job belongs to, as far as its event tells: the Cromwell tags, else the
     script prefix Courier asks Cromwell for; None for an older Cromwell's bare job."""
@@ -113,9 +110,9 @@ def _root_of(detail: Mapping[str, Any]) -> str | None:
         return str(tags["cromwell-root-workflow-id"])
     for variable in (detail.get("container") or {}).get("environment") or []:
         if variable.get("name") == "BATCH_FILE_S3_URL":
-            match = _SCRIPT_PREFIX.search(str(variable.get("value")))
-            if match:
-                return match.group(1)
+            root = workflow_id_from_script_url(str(variable.get("value")))
+            if root:
+                return root
     return None
 
 
@@ -245,10 +242,9 @@ def test_every_event_file_is_invoked_here() -> None:
 def seed_submit_events(observer: Observer) -> None:
     """The run folders the submit events name: runs/hello (the WDL and an inputs file for each
     event), and runs/empty (an inputs file and no WDL)."""
-    keys = {load_event(name)["detail"]["object"]["key"] for name in EXPECTED if name.startswith("submit/")}
-    (bucket,) = {
-        load_event(name)["detail"]["bucket"]["name"] for name in EXPECTED if name.startswith("submit/")
-    }
+    details = [load_event(name)["detail"] for name in EXPECTED if name.startswith("submit/")]
+    keys = {detail["object"]["key"] for detail in details}
+    (bucket,) = {detail["bucket"]["name"] for detail in details}
     s3 = observer.s3
     s3.create_bucket(Bucket=bucket)
     for key in sorted(keys):
