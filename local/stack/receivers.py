@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.stack.loopback import LoopbackServer, QuietHandler
+from local.stack.polling import IdleBackoff
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,14 @@ class Inbox:
         queue_urls: list[str],
         on_email: Callable[[Email], None] | None = None,
         poll_seconds: float = 0.1,
+        idle_seconds: float = 0.4,
         email_text: Callable[[str], str | None] | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_urls = queue_urls
         self.on_email = on_email
         self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds
         #: The e-mail protocol's text of a published message (by MessageId), when the publisher
         #: used MessageStructure=json: the queue itself only receives the `default` text.
         self.email_text = email_text
@@ -147,6 +150,7 @@ class Inbox:
         return count
 
     def _run(self) -> None:
+        backoff = IdleBackoff(self._stop, self.poll_seconds, self.idle_seconds)
         while not self._stop.is_set():
             try:
                 got = self.drain()
@@ -154,8 +158,10 @@ class Inbox:
                 if self._stop.is_set():
                     return
                 got = 0
-            if not got:
-                self._stop.wait(self.poll_seconds)
+            if got:
+                backoff.delivered()
+            else:
+                backoff.idle()
 
     def close(self) -> None:
         self._stop.set()

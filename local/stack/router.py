@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from local.stack.filters import compile_filters, passes
 from local.stack.loopback import LoopbackServer, QuietHandler
+from local.stack.polling import IdleBackoff
 from local.stack.resources import EventSource, FunctionSpec, Provisioned, schedule_seconds
 from local.stack.wiring import (
     WIRING,
@@ -101,24 +102,29 @@ class Router:
         provisioned: Provisioned,
         clients: ClientFactory,
         *,
+        function_clients: Callable[[str], ClientFactory] | None = None,
         region: str,
         account: str,
         observe: Observer,
         url_servers: Mapping[str, FunctionUrlServer],
         schedule_override: float | None = None,
         poll_seconds: float = 0.05,
+        idle_seconds: float = 0.4,
         retry_seconds: float = 0.3,
         max_batching_window: float = 0.3,
         submit_workers: int = 8,
     ) -> None:
         self.p = provisioned
         self.clients = clients
+        #: The clients each function's collaborators are built with (default: the router's own).
+        self.function_clients = function_clients or (lambda _function: clients)
         self.region = region
         self.account = account
         self.observe = observe
         self.url_servers = url_servers
         self.schedule_override = schedule_override
         self.poll_seconds = poll_seconds
+        self.idle_seconds = idle_seconds
         self.retry_seconds = retry_seconds
         self.max_batching_window = max_batching_window
         self._stop = threading.Event()
@@ -140,7 +146,9 @@ class Router:
         for logical_id, spec in self.p.functions.items():
             self._handlers[logical_id] = handler_function(spec.handler)
             build = WIRING.get(spec.handler)
-            self._kwargs[logical_id] = build(self._environment(spec), self.clients) if build else {}
+            self._kwargs[logical_id] = (
+                build(self._environment(spec), self.function_clients(logical_id)) if build else {}
+            )
             if spec.url and logical_id in self.url_servers:
                 self.url_servers[logical_id].target = self._url_target(logical_id)
 
@@ -238,15 +246,20 @@ class Router:
 
     # -- EventBridge -> function (asynchronous invocation) ----------------------------------
 
+    def _backoff(self) -> IdleBackoff:
+        return IdleBackoff(self._stop, self.poll_seconds, self.idle_seconds)
+
     def _run_bridge(self, spec: FunctionSpec, source: EventSource) -> None:
         sqs = self.clients("sqs")
+        backoff = self._backoff()
         while not self._stop.is_set():
             messages = sqs.receive_message(
                 QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
             ).get("Messages", [])
             if not messages:
-                self._stop.wait(self.poll_seconds)
+                backoff.idle()
                 continue
+            backoff.delivered()
             for message in messages:
                 event = json.loads(message["Body"])
                 with self._lock:
@@ -286,6 +299,7 @@ class Router:
         )
         partial = "ReportBatchItemFailures" in (source.properties.get("FunctionResponseTypes") or [])
         queue_arn = str(source.properties.get("Queue", ""))
+        backoff = self._backoff()
         while not self._stop.is_set():
             messages: list[dict[str, Any]] = []
             deadline = time.monotonic() + window
@@ -302,8 +316,9 @@ class Router:
                 if not got:
                     time.sleep(min(self.poll_seconds, max(0.0, deadline - time.monotonic())))
             if not messages:
-                self._stop.wait(self.poll_seconds)
+                backoff.idle()
                 continue
+            backoff.delivered()
             event = sqs_event(messages, queue_arn, self.region)
             try:
                 result = self.invoke(spec.logical_id, event, source.name)
@@ -313,6 +328,15 @@ class Router:
                 }
             except Exception:
                 failed = {m["MessageId"] for m in messages}
+            done = [m for m in messages if m["MessageId"] not in failed]
+            for start in range(0, len(done), 10):
+                sqs.delete_message_batch(
+                    QueueUrl=source.queue_url,
+                    Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                        for n, m in enumerate(done[start : start + 10])
+                    ],
+                )
             for message in messages:
                 if message["MessageId"] in failed:
                     sqs.change_message_visibility(
@@ -320,8 +344,6 @@ class Router:
                         ReceiptHandle=message["ReceiptHandle"],
                         VisibilityTimeout=max(1, round(self.retry_seconds)),
                     )
-                else:
-                    sqs.delete_message(QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     # -- DynamoDB stream -> function ----------------------------------------------------------
 
@@ -341,6 +363,7 @@ class Router:
         iterators = self._stream_positions[f"{spec.logical_id}.{source.name}"]
         patterns = compile_filters(source.properties.get("FilterCriteria"))
         batch_size = int(source.properties.get("BatchSize", 100))
+        backoff = self._backoff()
         while not self._stop.is_set():
             delivered = False
             for shard, iterator in list(iterators.items()):
@@ -361,8 +384,10 @@ class Router:
                 finally:
                     with self._lock:
                         self._busy -= 1
-            if not delivered:
-                self._stop.wait(self.poll_seconds)
+            if delivered:
+                backoff.delivered()
+            else:
+                backoff.idle()
 
     def _deliver_stream(self, spec: FunctionSpec, source: EventSource, records: list[dict[str, Any]]) -> None:
         max_retries = int(source.properties.get("MaximumRetryAttempts", 10_000))

@@ -35,6 +35,7 @@ from local.stack.resources import Provisioned, Provisioner
 from local.stack.router import FunctionUrlServer, Router
 from local.stack.template import TEMPLATE_PATH, Resolver, load_template
 from local.stack.timeline import Entry, Timeline
+from local.stack.transactions import install as install_transactions
 
 #: moto accepts any credentials; "testing" is its documented placeholder, never a real one.
 FAKE_CREDENTIALS = dict.fromkeys(
@@ -73,7 +74,7 @@ class LocalStack:
         self.options = options or LocalStackOptions()
         self.timeline = Timeline(self.options.on_entry)
         self.provisioned = Provisioned()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._saved_env: dict[str, str | None] = {}
         self._closers: list[Callable[[], None]] = []
         self._url_servers: dict[str, FunctionUrlServer] = {}
@@ -137,6 +138,8 @@ class LocalStack:
         # an empty account and leaves one behind, so that another stack can follow in this process.
         self._reset_moto()
         self._closers.append(self._reset_moto)
+        # moto's transactions copy whole tables; the stack's save only what they touch.
+        install_transactions(opts.account, opts.region)
         # boto3 reads AWS_ENDPOINT_URL by itself: whatever the handlers build on their own goes here.
         self._set_env("AWS_ENDPOINT_URL", self.moto_url)
 
@@ -201,6 +204,7 @@ class LocalStack:
         self.router = Router(
             self.provisioned,
             self.client,
+            function_clients=lambda function: lambda service: self.function_client(function, service),
             region=opts.region,
             account=opts.account,
             observe=self._observe,
@@ -269,9 +273,19 @@ class LocalStack:
     # -- AWS clients --------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
+        """The stack's own client for `service` (provisioning, the router, the inbox, tests)."""
+        return self._client_for("", service)
+
+    def function_client(self, function: str, service: str) -> Any:
+        """The client `function` is given for `service`. Each function has its own clients, as
+        each Lambda function does, so that its calls can be observed (botocore's event hooks)
+        apart from the rest of the stack's."""
+        return self._client_for(function, service)
+
+    def _client_for(self, owner: str, service: str) -> Any:
         with self._lock:
-            if service not in self._clients:
-                self._clients[service] = boto3.client(  # type: ignore[call-overload]
+            if (owner, service) not in self._clients:
+                self._clients[owner, service] = boto3.client(  # type: ignore[call-overload]
                     service,
                     endpoint_url=self.moto_url,
                     region_name=self.options.region,
@@ -279,7 +293,7 @@ class LocalStack:
                     aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials  # nosec B106
                     config=Config(retries={"mode": "standard", "max_attempts": 3}),
                 )
-            return self._clients[service]
+            return self._clients[owner, service]
 
     def _email_text(self, message_id: str) -> str | None:
         """What SNS sends an e-mail subscriber for a message published with MessageStructure=json.

@@ -191,7 +191,8 @@ def test_a_run_aborted_through_cromwell(stack: LocalStack, observer: Observer) -
 def test_the_same_upload_delivered_twice_is_one_run(stack: LocalStack, observer: Observer) -> None:
     (key,) = stack.drop_folder(RUNS / "quick", "e2e/duplicate/quick")
     workflow_id = submitted(stack, key)
-    (first,) = stack.submit_results(key)
+    # The receipt is written inside the invocation; its result is recorded once it returns.
+    (first,) = stack.wait_for(lambda: stack.submit_results(key), timeout=10) or []
 
     # EventBridge delivers at least once: the same Object Created event arrives again.
     stack.redeliver("SubmitFunction", first["event"])
@@ -236,3 +237,32 @@ def test_uploading_the_inputs_file_again_is_a_new_run(stack: LocalStack, observe
     for workflow_id in (first, second):
         assert [e.subject for e in observer.emails(workflow_id)] == ["Courier: Run succeeded: quick"]
         assert len(observer.slack_posts(workflow_id)) == 1
+
+
+def test_each_function_calls_aws_through_its_own_clients(stack: LocalStack, observer: Observer) -> None:
+    """As each Lambda function has its own clients: the monitor's ledger writes are seen on the
+    monitor's DynamoDB client, apart from the notify function's and the stack's own."""
+    mine = stack.function_client("MonitorFunction", "dynamodb")
+    assert mine is stack.function_client("MonitorFunction", "dynamodb")
+    assert mine is not stack.function_client("NotifyFunction", "dynamodb")
+    assert mine is not stack.client("dynamodb")
+    calls: dict[str, list[str]] = {"MonitorFunction": [], "NotifyFunction": []}
+
+    def counter(function: str) -> Any:
+        def count(model: Any, **_: Any) -> None:
+            calls[function].append(model.name)
+
+        return count
+
+    hooks = {f: counter(f) for f in calls}
+    for function, hook in hooks.items():
+        stack.function_client(function, "dynamodb").meta.events.register("before-call.dynamodb", hook)
+    try:
+        (key,) = stack.drop_folder(RUNS / "quick", "e2e/clients/quick")
+        ended(stack, submitted(stack, key))
+    finally:
+        for function, hook in hooks.items():
+            stack.function_client(function, "dynamodb").meta.events.unregister("before-call.dynamodb", hook)
+
+    assert "TransactWriteItems" in calls["MonitorFunction"]
+    assert calls["NotifyFunction"], "notify claims and marks its deliveries in the ledger"

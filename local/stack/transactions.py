@@ -1,0 +1,153 @@
+"""DynamoDB transactions in the local stack's moto at a cost that does not grow with the table.
+
+moto (5.2) makes TransactWriteItems all-or-nothing by deep-copying each table a transaction
+names, once per operation and with every stream record the table ever produced, and putting the
+copies back when an operation is refused. With the ledger's stream on, a table of a few hundred
+tasks already costs a fifth of a second per transaction, and a 10,000-shard scatter never ends.
+
+`ItemSnapshotTransactions` keeps the outcome and saves only what a transaction touches: each named
+item as it was (or its absence) and the length of each table's stream. Every operation goes
+through the backend's own `get_item`, `put_item`, `update_item` and `delete_item`, with its
+condition, so conditions, update expressions and stream records are moto's. When an operation
+is refused, the saved items are put back, the stream records the transaction added are dropped,
+and `TransactionCanceledException` carries one reason per operation (`None` for the ones that
+would have succeeded, `ALL_OLD` items where asked), as DynamoDB answers.
+
+`install` sets it as the `transact_write_items` of one account and region's backend, which is
+where moto's request handler looks it up; the stack calls it after moto is reset (a reset
+rebuilds the backend). `tests/integration/test_local_transactions.py` runs the same transactions on plain moto
+and on this backend and compares answers, items and stream records.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+
+OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
+MAX_OPERATIONS = 100
+
+#: (code, message, item) per operation, as moto's TransactionCanceledException takes them.
+Reason = tuple[str, str, dict[str, Any] | None] | tuple[None, None, None]
+Saved = dict[tuple[str, str], tuple[str, dict[str, Any], dict[str, Any] | None]]
+
+
+class ItemSnapshotTransactions:
+    """TransactWriteItems for one moto DynamoDB backend, through the backend's item operations."""
+
+    def __init__(self, backend: DynamoDBBackend) -> None:
+        self.backend = backend
+
+    def __call__(self, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > MAX_OPERATIONS:
+            raise TooManyTransactionsException()
+        saved: Saved = {}
+        stream_lengths: dict[str, int] = {}
+        reasons: list[Reason] = []
+        try:
+            for entry in transact_items:
+                if len(entry) != 1:
+                    raise TransactWriteSingleOpException
+                ((kind, operation),) = entry.items()
+                reasons.append(self._apply(kind, operation, saved, stream_lengths))
+        except BaseException:
+            self._put_back(saved, stream_lengths)
+            raise
+        if any(code is not None for code, _, _ in reasons):
+            self._put_back(saved, stream_lengths)
+            raise TransactionCanceledException(reasons)
+
+    def _apply(self, kind: str, op: dict[str, Any], saved: Saved, stream_lengths: dict[str, int]) -> Reason:
+        current = None
+        try:
+            if kind not in OPERATIONS:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            table = self.backend.get_table(table_name)
+            key = _key(table, kind, op)
+            target = (str(table_name), str(dict(sorted(key.items()))))
+            if target in saved:
+                raise MultipleTransactionsException()
+            current = self.backend.get_item(table_name, key)
+            saved[target] = (table_name, key, _attributes(current))
+            if table.stream_shard is not None:
+                stream_lengths.setdefault(table_name, len(table.stream_shard.items))
+            condition = {
+                "condition_expression": op.get("ConditionExpression"),
+                "expression_attribute_names": op.get("ExpressionAttributeNames"),
+                "expression_attribute_values": op.get("ExpressionAttributeValues"),
+            }
+            if kind == "ConditionCheck":
+                check = get_filter_expression(
+                    condition["condition_expression"],
+                    condition["expression_attribute_names"],
+                    condition["expression_attribute_values"],
+                )
+                if not check.expr(current):
+                    raise ConditionalCheckFailed()
+            elif kind == "Put":
+                self.backend.put_item(table_name, op["Item"], **condition)
+            elif kind == "Delete":
+                self.backend.delete_item(table_name, key, **condition)
+            else:
+                self.backend.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=condition["expression_attribute_names"],
+                    expression_attribute_values=condition["expression_attribute_values"],
+                    condition_expression=condition["condition_expression"],
+                )
+        except (MultipleTransactionsException, MockValidationException):
+            raise
+        except ConditionalCheckFailed as refused:
+            old = None
+            if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current is not None:
+                old = current.to_json()["Attributes"]
+            return ("ConditionalCheckFailed", str(refused.message), old)
+        except Exception as error:  # any other refusal cancels the transaction with its reason
+            return (type(error).__name__, str(error), None)
+        return (None, None, None)
+
+    def _put_back(self, saved: Saved, stream_lengths: dict[str, int]) -> None:
+        for table_name, key, attributes in saved.values():
+            if attributes is not None:
+                self.backend.put_item(table_name, attributes)
+            elif self.backend.get_item(table_name, key) is not None:
+                self.backend.delete_item(table_name, key)
+        for table_name, length in stream_lengths.items():
+            shard = self.backend.get_table(table_name).stream_shard
+            if shard is not None:
+                del shard.items[length:]
+
+
+def _key(table: Any, kind: str, op: dict[str, Any]) -> dict[str, Any]:
+    if kind != "Put":
+        return dict(op["Key"])
+    item = op["Item"]
+    key = {table.hash_key_attr: item[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = item[table.range_key_attr]
+    return key
+
+
+def _attributes(item: Any) -> dict[str, Any] | None:
+    return None if item is None else copy.deepcopy(item.to_json()["Attributes"])
+
+
+def install(account: str, region: str) -> DynamoDBBackend:
+    """Give the moto DynamoDB backend of `account` and `region` item-snapshot transactions."""
+    backend = dynamodb_backends[account][region]
+    backend.transact_write_items = ItemSnapshotTransactions(backend)  # type: ignore[method-assign]
+    return backend
