@@ -53,8 +53,8 @@ test-integration: venv
 test-e2e: venv
 	$(PY) -m pytest tests/e2e
 
-bench: venv ## benchmarks; figures are written to docs/benchmarks.md
-	$(PY) -m tests.bench
+bench: venv ## benchmarks; figures are written to docs/benchmarks.md (ARGS='--quick', '--stack-shards N', names)
+	$(PY) -m tests.bench $(ARGS)
 
 demo: venv ## run the whole flow on loopback and print the timeline
 	$(PY) -m local.demo

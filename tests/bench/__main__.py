@@ -36,7 +36,7 @@ ensure_import_paths()
 class Sizes:
     cold_runs: int = 7
     shards: int = 10_000
-    moto_shards: int = 200
+    stack_shards: int = 10_000
     reconciler_runs: int = 1000
     lifecycle_tasks: int = 10
     concurrency: tuple[int, ...] = (1, 100, 1000)
@@ -50,7 +50,7 @@ FULL = Sizes()
 QUICK = Sizes(
     cold_runs=3,
     shards=1000,
-    moto_shards=50,
+    stack_shards=200,
     reconciler_runs=200,
     lifecycle_tasks=5,
     concurrency=(1, 100),
@@ -77,7 +77,9 @@ def _monitor(sizes: Sizes) -> dict[str, Any]:
     from tests.bench import monitor_bench
 
     report: dict[str, Any] = {}
-    monitor_bench.run(report, shards=sizes.shards, moto_shards=sizes.moto_shards, runs=sizes.reconciler_runs)
+    monitor_bench.run(
+        report, shards=sizes.shards, stack_shards=sizes.stack_shards, runs=sizes.reconciler_runs
+    )
     figures: dict[str, Any] = report["monitor"]
     return figures
 
@@ -147,8 +149,8 @@ def machine() -> dict[str, str]:
     }
 
 
-def command_for(name: str, quick: bool) -> str:
-    return "python -m tests.bench " + ("--quick " if quick else "") + name
+def command_for(name: str, quick: bool, options: Sequence[str] = ()) -> str:
+    return shlex.join(["python", "-m", "tests.bench", *(["--quick"] if quick else []), *options, name])
 
 
 def section(
@@ -204,7 +206,13 @@ def document(previous: str, sections: dict[str, str], host: dict[str, str], when
 
 
 def run(
-    names: Sequence[str], sizes: Sizes, *, quick: bool, doc: Path = DOC, argv: str = "python -m tests.bench"
+    names: Sequence[str],
+    sizes: Sizes,
+    *,
+    quick: bool,
+    doc: Path = DOC,
+    argv: str = "python -m tests.bench",
+    options: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     host = machine()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -215,7 +223,9 @@ def run(
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         figures = bench.run(sizes)
         results[name] = figures
-        sections[name] = section(bench, figures, command=command_for(name, quick), when=when, host=host)
+        sections[name] = section(
+            bench, figures, command=command_for(name, quick, options), when=when, host=host
+        )
         previous = doc.read_text(encoding="utf-8") if doc.exists() else ""
         doc.parent.mkdir(parents=True, exist_ok=True)
         doc.write_text(document(previous, sections, host, when, argv), encoding="utf-8")
@@ -227,17 +237,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--sam-build", action="store_true", help="run `sam build` before measuring sizes")
+    parser.add_argument(
+        "--stack-shards",
+        type=int,
+        metavar="N",
+        help="shards of the monitor's scatter through the local stack (default: 10,000; 200 with --quick)",
+    )
     parser.add_argument("--output", type=Path, default=DOC, help="the document to (re)write")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     sizes = QUICK if args.quick else FULL
+    options: list[str] = []
     if args.sam_build:
         sizes = replace(sizes, build="always")
+    if args.stack_shards is not None:
+        sizes = replace(sizes, stack_shards=args.stack_shards)
+        options += ["--stack-shards", str(args.stack_shards)]
     names = args.names or list(BENCHMARKS)
     shown = shlex.join(["python", "-m", "tests.bench", *(argv if argv is not None else sys.argv[1:])])
-    run(names, sizes, quick=args.quick, doc=args.output, argv=shown)
+    run(names, sizes, quick=args.quick, doc=args.output, argv=shown, options=options)
     print(f"[bench] wrote {args.output}", file=sys.stderr)
     return 0
 

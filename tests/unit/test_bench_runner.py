@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.__main__ import BENCHMARKS, QUICK, document, machine, main, run
+from tests.bench.__main__ import BENCHMARKS, QUICK, command_for, document, machine, main, run
 
 TINY = replace(
     QUICK,
     cold_runs=1,
     shards=20,
-    moto_shards=5,
+    stack_shards=5,
     reconciler_runs=5,
     lifecycle_tasks=2,
     concurrency=(1, 3),
@@ -55,6 +55,10 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
         assert json.loads(raw.group(1)) == json.loads(json.dumps(results[name], default=str))
     sizes_rows = {row["name"]: row["kind"] for row in results["deploy-size"]["artifacts"]}
     assert sizes_rows == {"SubmitFunction": "function", "CourierLayer": "layer"}
+    for scatter in ("scatter_stack", "scatter_memory"):
+        assert results["monitor"][scatter]["ledger_exact"] is True, scatter
+        assert results["monitor"][scatter]["batch_item_failures"] == 0
+    assert results["monitor"]["scatter_stack"]["dynamodb_calls"]["TransactWriteItems"] > 0
     assert results["cromwell-calls"]["workflow"]["calls"]["submit"] == 1
     assert results["cromwell-calls"]["workflow"]["ledger_status"] == "Succeeded"
     assert [r["module"] for r in results["cold-start"]["handlers"]] == [
@@ -98,3 +102,11 @@ def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["no-such-bench", "--output", str(tmp_path / "b.md")])
     assert not (tmp_path / "b.md").exists()
+
+
+def test_the_command_names_the_options_that_change_the_figures() -> None:
+    assert command_for("monitor", False) == "python -m tests.bench monitor"
+    assert (
+        command_for("monitor", True, ["--stack-shards", "2000"])
+        == "python -m tests.bench --quick --stack-shards 2000 monitor"
+    )
