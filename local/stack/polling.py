@@ -26,3 +26,10 @@ class IdleBackoff:
 
     def delivered(self) -> None:
         self.next = self.shortest
+
+    def after(self, got: bool) -> None:
+        """After one poll: back to the shortest wait if it `got` something, else wait."""
+        if got:
+            self.delivered()
+        else:
+            self.idle()

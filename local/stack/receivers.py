@@ -158,10 +158,7 @@ class Inbox:
                 if self._stop.is_set():
                     return
                 got = 0
-            if got:
-                backoff.delivered()
-            else:
-                backoff.idle()
+            backoff.after(bool(got))
 
     def close(self) -> None:
         self._stop.set()

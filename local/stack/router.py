@@ -384,10 +384,7 @@ class Router:
                 finally:
                     with self._lock:
                         self._busy -= 1
-            if delivered:
-                backoff.delivered()
-            else:
-                backoff.idle()
+            backoff.after(bool(delivered))
 
     def _deliver_stream(self, spec: FunctionSpec, source: EventSource, records: list[dict[str, Any]]) -> None:
         max_retries = int(source.properties.get("MaximumRetryAttempts", 10_000))

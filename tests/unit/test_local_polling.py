@@ -49,3 +49,15 @@ def test_the_longest_wait_is_never_below_the_shortest() -> None:
     backoff.idle()
 
     assert stop.waits == [0.2, 0.2]
+
+
+def test_after_a_poll_waits_only_when_nothing_came() -> None:
+    stop = RecordingStop()
+    backoff = IdleBackoff(stop, shortest=0.05, longest=0.4)
+
+    backoff.after(False)
+    backoff.after(False)
+    backoff.after(True)
+    backoff.after(False)
+
+    assert stop.waits == [0.05, 0.1, 0.05]
