@@ -1,0 +1,697 @@
+"""Typed records of the run ledger: the one read model of a run, its tasks and its outbox events.
+
+The ledger stores plain DynamoDB items (`docs/ledger.md`); this module is the only place that
+turns them into Python values and back. Monitor writes what these records describe, and notify,
+the `courier` command and the batch digest read them, so nobody else coerces raw items or
+guesses between spellings of a key.
+
+Parsing is lenient on purpose: an item written by an older version, or a field a person edited by
+hand, becomes None rather than an exception, because a message about a run must still be sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Final, Self
+
+from courier.conventions import LABEL_PROJECT, LABEL_SLACK_CHANNEL
+from courier.ledger import schema as s
+from courier.ledger._codec import iso
+from courier.models import CallSource, NotificationKind, RunStatus, TaskStatus
+
+__all__ = [
+    "EarlyFailurePayload",
+    "EndedPayload",
+    "FailureEntry",
+    "OutboxEvent",
+    "Payload",
+    "QueueBlockedPayload",
+    "RejectedPayload",
+    "RunView",
+    "StuckPayload",
+    "SubmittedPayload",
+    "TaskSummary",
+    "TaskView",
+    "parse_time",
+]
+
+NOT_SCATTERED: Final = -1
+
+
+# -- value coercion: the only copy ------------------------------------------------------------------
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A ledger timestamp (ISO 8601, `Z` or an offset; naive is taken as UTC), else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def as_str(value: Any) -> str | None:
+    if value is None or isinstance(value, Mapping | list | tuple | set):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def as_map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_str_map(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in as_map(value).items() if v is not None}
+
+
+def _shard(value: Any) -> int:
+    number = as_int(value)
+    return NOT_SCATTERED if number is None else number
+
+
+def _status[E: (RunStatus, TaskStatus)](enum: type[E], value: Any) -> E | None:
+    text = as_str(value)
+    if text is None:
+        return None
+    try:
+        return enum(text)
+    except ValueError:
+        return None
+
+
+def _reasons(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        value = [value]
+    return tuple(text for text in (as_str(v) for v in value) if text)
+
+
+def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# -- task ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """A task as the run item's `first_failure` / `last_change` and alert payloads carry it."""
+
+    job_id: str | None
+    call: str | None
+    shard: int = NOT_SCATTERED
+    attempt: int | None = None
+    status: TaskStatus | None = None
+    status_reason: str | None = None
+    exit_code: int | None = None
+    queue: str | None = None
+    log_group: str | None = None
+    log_stream: str | None = None
+    at: datetime | None = None
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self | None:
+        data = as_map(raw)
+        if not data:
+            return None
+        return cls(
+            job_id=as_str(data.get("job_id")),
+            call=as_str(data.get("call")),
+            shard=_shard(data.get("shard")),
+            attempt=as_int(data.get("attempt")),
+            status=_status(TaskStatus, data.get("status")),
+            status_reason=as_str(data.get("status_reason")),
+            exit_code=as_int(data.get("exit_code")),
+            queue=as_str(data.get("queue")),
+            log_group=as_str(data.get("log_group")),
+            log_stream=as_str(data.get("log_stream")),
+            at=parse_time(data.get("at")),
+        )
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "call": self.call,
+            "shard": self.shard,
+            "attempt": self.attempt,
+            "status": self.status.value if self.status else None,
+            "status_reason": self.status_reason,
+            "exit_code": self.exit_code,
+            "queue": self.queue,
+            "log_group": self.log_group,
+            "log_stream": self.log_stream,
+            "at": _iso(self.at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """One task item: a Batch job of a run (`TASK#<jobId>` in the run's partition)."""
+
+    job_id: str
+    call: str | None = None
+    shard: int = NOT_SCATTERED
+    attempt: int | None = None
+    job_name: str | None = None
+    workflow_id: str | None = None
+    root_workflow_id: str | None = None
+    status: TaskStatus | None = None
+    order: int | None = None
+    batch_attempts: int = 0
+    status_reason: str | None = None
+    exit_code: int | None = None
+    created_at: datetime | None = None
+    runnable_at: datetime | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    updated_at: datetime | None = None
+    vcpus: float | None = None
+    memory_mib: float | None = None
+    queue: str | None = None
+    log_group: str | None = None
+    log_stream: str | None = None
+    call_source: CallSource | None = None
+    stuck_alerted: datetime | None = None
+
+    #: The attributes a projection must ask for to build a complete view.
+    ATTRIBUTES: ClassVar[tuple[str, ...]] = (
+        "job_id",
+        "job_name",
+        "call",
+        "shard",
+        "attempt",
+        "workflow_id",
+        "root_workflow_id",
+        "status",
+        "order",
+        "batch_attempts",
+        "status_reason",
+        "exit_code",
+        "created_at",
+        "runnable_at",
+        "started_at",
+        "stopped_at",
+        "updated_at",
+        "vcpus",
+        "memory_mib",
+        "queue",
+        "log_group",
+        "log_stream",
+        "call_source",
+        "stuck_alerted",
+    )
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        job_id = as_str(item.get("job_id"))
+        if job_id is None:
+            sk = as_str(item.get(s.SK)) or ""
+            job_id = sk.removeprefix(s.TASK_SK_PREFIX) if sk.startswith(s.TASK_SK_PREFIX) else ""
+        source = as_str(item.get("call_source"))
+        try:
+            call_source = CallSource(source) if source else None
+        except ValueError:
+            call_source = None
+        attempt = as_int(item.get("attempt"))
+        return cls(
+            job_id=job_id,
+            call=as_str(item.get("call")),
+            shard=_shard(item.get("shard")),
+            attempt=attempt if attempt is not None and attempt > 0 else None,
+            job_name=as_str(item.get("job_name")),
+            workflow_id=as_str(item.get("workflow_id")),
+            root_workflow_id=as_str(item.get("root_workflow_id")),
+            status=_status(TaskStatus, item.get("status")),
+            order=as_int(item.get("order")),
+            batch_attempts=as_int(item.get("batch_attempts")) or 0,
+            status_reason=as_str(item.get("status_reason")),
+            exit_code=as_int(item.get("exit_code")),
+            created_at=parse_time(item.get("created_at")),
+            runnable_at=parse_time(item.get("runnable_at")),
+            started_at=parse_time(item.get("started_at")),
+            stopped_at=parse_time(item.get("stopped_at")),
+            updated_at=parse_time(item.get("updated_at")),
+            vcpus=as_float(item.get("vcpus")),
+            memory_mib=as_float(item.get("memory_mib")),
+            queue=as_str(item.get("queue")),
+            log_group=as_str(item.get("log_group")),
+            log_stream=as_str(item.get("log_stream")),
+            call_source=call_source,
+            stuck_alerted=parse_time(item.get("stuck_alerted")),
+        )
+
+    @property
+    def from_job_name(self) -> bool:
+        """The call is only the Batch job name (shard and attempt not known yet)."""
+        return self.call_source is CallSource.JOB_NAME
+
+    @property
+    def label(self) -> str:
+        """`wf.task`, `wf.task[3]`, `wf.task[3] attempt 2`: how people see a task."""
+        text = self.call or self.job_name or self.job_id
+        if self.shard >= 0:
+            text += f"[{self.shard}]"
+        if self.attempt is not None and self.attempt > 1:
+            text += f" attempt {self.attempt}"
+        return text
+
+    @property
+    def queued_for(self) -> timedelta | None:
+        """Time from the job's creation to its start (queue wait)."""
+        if self.created_at is None or self.started_at is None:
+            return None
+        return max(self.started_at - self.created_at, timedelta(0))
+
+    @property
+    def ran_for(self) -> timedelta | None:
+        if self.started_at is None or self.stopped_at is None:
+            return None
+        return max(self.stopped_at - self.started_at, timedelta(0))
+
+    def summary(self) -> TaskSummary:
+        return TaskSummary(
+            job_id=self.job_id,
+            call=self.call,
+            shard=self.shard,
+            attempt=self.attempt,
+            status=self.status,
+            status_reason=self.status_reason,
+            exit_code=self.exit_code,
+            queue=self.queue,
+            log_group=self.log_group,
+            log_stream=self.log_stream,
+            at=self.updated_at,
+        )
+
+
+# -- Cromwell's failed-jobs metadata, as the run item keeps it -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FailureEntry:
+    """One failed call from Cromwell's failed-jobs metadata, bounded, on the run item's `failures`."""
+
+    call: str | None
+    workflow_id: str | None = None
+    shard: int = NOT_SCATTERED
+    attempt: int | None = None
+    job_id: str | None = None
+    return_code: int | None = None
+    status: str | None = None
+    message: str | None = None
+    stderr: str | None = None
+    log_group: str | None = None
+    log_stream: str | None = None
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self | None:
+        data = as_map(raw)
+        if not data:
+            return None
+        return cls(
+            call=as_str(data.get("call")),
+            workflow_id=as_str(data.get("workflow_id")),
+            shard=_shard(data.get("shard")),
+            attempt=as_int(data.get("attempt")),
+            job_id=as_str(data.get("job_id")),
+            return_code=as_int(data.get("return_code")),
+            status=as_str(data.get("status")),
+            message=as_str(data.get("message")),
+            stderr=as_str(data.get("stderr")),
+            log_group=as_str(data.get("log_group")),
+            log_stream=as_str(data.get("log_stream")),
+        )
+
+    def to_map(self) -> dict[str, Any]:
+        return _drop_none(
+            {
+                "call": self.call,
+                "workflow_id": self.workflow_id,
+                "shard": self.shard,
+                "attempt": self.attempt,
+                "job_id": self.job_id,
+                "return_code": self.return_code,
+                "status": self.status,
+                "message": self.message,
+                "stderr": self.stderr,
+                "log_group": self.log_group,
+                "log_stream": self.log_stream,
+            }
+        )
+
+    @property
+    def call_key(self) -> tuple[str, int, int] | None:
+        """(call, shard, attempt) to match a task with; attempt 1 when Cromwell said none."""
+        if not self.call:
+            return None
+        return self.call, self.shard, 1 if self.attempt is None else self.attempt
+
+
+# -- run -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One run item (`RUN#<id>` / `RUN`), typed."""
+
+    workflow_id: str
+    workflow_name: str | None = None
+    status: RunStatus | None = None
+    origin: str | None = None
+    source_bucket: str | None = None
+    inputs_key: str | None = None
+    run_folder: str | None = None
+    main_wdl: str | None = None
+    receipt_key: str | None = None
+    requester: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    routing: Mapping[str, str] = field(default_factory=dict)
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    ended_by: str | None = None
+    reasons: tuple[str, ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
+    first_failure: TaskSummary | None = None
+    last_change: TaskSummary | None = None
+    failures: tuple[FailureEntry, ...] = ()
+    failures_count: int = 0
+    workflow_failures: tuple[str, ...] = ()
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs_count: int = 0
+    workflow_root: str | None = None
+    slack_thread_channel: str | None = None
+    slack_thread_ts: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any], workflow_id: str | None = None) -> Self:
+        wf = as_str(item.get("workflow_id")) or workflow_id
+        if wf is None:
+            pk = as_str(item.get(s.PK)) or ""
+            wf = pk.removeprefix("RUN#")
+        counts: dict[str, int] = {}
+        for key, value in item.items():
+            if key.startswith(s.TASK_COUNT_PREFIX):
+                number = as_int(value)
+                if number and number > 0:
+                    counts[key[len(s.TASK_COUNT_PREFIX) :]] = number
+        failures = tuple(
+            f for f in (FailureEntry.from_map(raw) for raw in _list(item.get("failures"))) if f is not None
+        )
+        outputs = item.get("outputs")
+        return cls(
+            workflow_id=wf,
+            workflow_name=as_str(item.get("workflow_name")),
+            status=_status(RunStatus, item.get("status")),
+            origin=as_str(item.get("origin")),
+            source_bucket=as_str(item.get("source_bucket")),
+            inputs_key=as_str(item.get("inputs_key")),
+            run_folder=as_str(item.get("run_folder")),
+            main_wdl=as_str(item.get("main_wdl")),
+            receipt_key=as_str(item.get("receipt_key")),
+            requester=as_str(item.get("requester")),
+            labels=as_str_map(item.get("labels")),
+            routing=as_str_map(item.get("routing")),
+            submitted_at=parse_time(item.get("submitted_at")),
+            started_at=parse_time(item.get("started_at")),
+            ended_at=parse_time(item.get("ended_at")),
+            updated_at=parse_time(item.get("updated_at")),
+            ended_by=as_str(item.get("ended_by")),
+            reasons=_reasons(item.get("reasons")),
+            counts=counts,
+            first_failure=TaskSummary.from_map(item.get("first_failure")),
+            last_change=TaskSummary.from_map(item.get("last_change")),
+            failures=failures,
+            failures_count=max(as_int(item.get("failures_count")) or 0, len(failures)),
+            workflow_failures=_reasons(item.get("workflow_failures")),
+            outputs=outputs if isinstance(outputs, Mapping) else {},
+            outputs_count=as_int(item.get("outputs_count")) or 0,
+            workflow_root=as_str(item.get("workflow_root")),
+            slack_thread_channel=as_str(item.get("slack_thread_channel")),
+            slack_thread_ts=as_str(item.get("slack_thread_ts")),
+        )
+
+    @property
+    def name(self) -> str:
+        return self.workflow_name or "(unnamed workflow)"
+
+    @property
+    def source(self) -> str | None:
+        """The s3:// URL of the inputs file that started the run."""
+        if self.source_bucket and self.inputs_key:
+            return f"s3://{self.source_bucket}/{self.inputs_key}"
+        return None
+
+    @property
+    def ended(self) -> bool:
+        return self.status is not None and self.status.terminal
+
+    @property
+    def project(self) -> str | None:
+        return as_str(self.routing.get("project")) or as_str(self.labels.get(LABEL_PROJECT))
+
+    @property
+    def slack_channel(self) -> str | None:
+        return as_str(self.routing.get("slack_channel")) or as_str(self.labels.get(LABEL_SLACK_CHANNEL))
+
+    @property
+    def total_tasks(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished_tasks(self) -> int:
+        return sum(n for st, n in self.counts.items() if st in (TaskStatus.SUCCEEDED, TaskStatus.FAILED))
+
+    def duration(self, now: datetime) -> timedelta | None:
+        start = self.started_at or self.submitted_at
+        if start is None:
+            return None
+        return max((self.ended_at or now) - start, timedelta(0))
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+# -- outbox events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedPayload:
+    kind: ClassVar[NotificationKind] = NotificationKind.SUBMITTED
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        return cls()
+
+    def to_map(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedPayload:
+    reasons: tuple[str, ...] = ()
+    kind: ClassVar[NotificationKind] = NotificationKind.REJECTED
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        return cls(reasons=_reasons(as_map(raw).get("reasons")))
+
+    def to_map(self) -> dict[str, Any]:
+        return {"reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True, slots=True)
+class EndedPayload:
+    """Written with the terminal transition itself: the status is the run's final one."""
+
+    status: RunStatus | None = None
+    source: str | None = None
+    kind: ClassVar[NotificationKind] = NotificationKind.ENDED
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        data = as_map(raw)
+        return cls(status=_status(RunStatus, data.get("status")), source=as_str(data.get("source")))
+
+    def to_map(self) -> dict[str, Any]:
+        return _drop_none({"status": self.status.value if self.status else None, "source": self.source})
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyFailurePayload:
+    """The first failed task of a run."""
+
+    task: TaskSummary | None = None
+    sub_workflow_id: str | None = None
+    kind: ClassVar[NotificationKind] = NotificationKind.EARLY_FAILURE
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        data = as_map(raw)
+        return cls(
+            task=TaskSummary.from_map(data.get("task")), sub_workflow_id=as_str(data.get("sub_workflow_id"))
+        )
+
+    def to_map(self) -> dict[str, Any]:
+        return _drop_none(
+            {"task": self.task.to_map() if self.task else None, "sub_workflow_id": self.sub_workflow_id}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _WaitingJob:
+    """What the stuck and queue-blocked alerts share: a job waiting in RUNNABLE."""
+
+    job_id: str | None = None
+    queue: str | None = None
+    call: str | None = None
+    shard: int = NOT_SCATTERED
+    attempt: int | None = None
+    batch_attempts: int = 0
+    status_reason: str | None = None
+    #: Since when the job has waited in RUNNABLE, and for how long when the alert was raised.
+    runnable_since: datetime | None = None
+    runnable_seconds: int | None = None
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        data = as_map(raw)
+        return cls(
+            job_id=as_str(data.get("job_id")),
+            queue=as_str(data.get("queue")),
+            call=as_str(data.get("call")),
+            shard=_shard(data.get("shard")),
+            attempt=as_int(data.get("attempt")),
+            batch_attempts=as_int(data.get("batch_attempts")) or 0,
+            status_reason=as_str(data.get("status_reason")),
+            runnable_since=parse_time(data.get("runnable_since")),
+            runnable_seconds=as_int(data.get("runnable_seconds")),
+        )
+
+    def to_map(self) -> dict[str, Any]:
+        return _drop_none(
+            {
+                "job_id": self.job_id,
+                "queue": self.queue,
+                "call": self.call,
+                "shard": self.shard,
+                "attempt": self.attempt,
+                "batch_attempts": self.batch_attempts,
+                "status_reason": self.status_reason,
+                "runnable_since": _iso(self.runnable_since),
+                "runnable_seconds": self.runnable_seconds,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StuckPayload(_WaitingJob):
+    """A task RUNNABLE for longer than the threshold (raised by the reconciler's sweep)."""
+
+    kind: ClassVar[NotificationKind] = NotificationKind.STUCK
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBlockedPayload(_WaitingJob):
+    """A job Batch says cannot leave RUNNABLE (a queue with no fitting compute environment)."""
+
+    kind: ClassVar[NotificationKind] = NotificationKind.QUEUE_BLOCKED
+
+
+type Payload = (
+    SubmittedPayload
+    | RejectedPayload
+    | EndedPayload
+    | EarlyFailurePayload
+    | StuckPayload
+    | QueueBlockedPayload
+)
+
+_PAYLOADS: Final[Mapping[NotificationKind, Any]] = {
+    NotificationKind.SUBMITTED: SubmittedPayload,
+    NotificationKind.REJECTED: RejectedPayload,
+    NotificationKind.ENDED: EndedPayload,
+    NotificationKind.EARLY_FAILURE: EarlyFailurePayload,
+    NotificationKind.STUCK: StuckPayload,
+    NotificationKind.QUEUE_BLOCKED: QueueBlockedPayload,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One outbox event item (`EVENT#<KIND>[#<discriminator>]`) with its typed payload."""
+
+    workflow_id: str
+    kind: NotificationKind
+    event_sk: str
+    payload: Payload
+    created_at: datetime | None = None
+    discriminator: str = ""
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        """Raises ValueError when the item is not an outbox event of a known kind."""
+        event_sk = as_str(item.get(s.SK)) or ""
+        kind_text = (as_str(item.get("kind")) or event_sk.removeprefix(s.EVENT_SK_PREFIX)).split("#", 1)[0]
+        try:
+            kind = NotificationKind(kind_text)
+        except ValueError as exc:
+            raise ValueError(f"not an outbox event: {event_sk or kind_text!r}") from exc
+        prefix = s.event_sk(kind.value)
+        discriminator = event_sk[len(prefix) + 1 :] if event_sk.startswith(prefix + "#") else ""
+        pk = as_str(item.get(s.PK)) or ""
+        return cls(
+            workflow_id=as_str(item.get("workflow_id")) or pk.removeprefix("RUN#"),
+            kind=kind,
+            event_sk=event_sk or s.event_sk(kind.value),
+            payload=_PAYLOADS[kind].from_map(item.get("payload")),
+            created_at=parse_time(item.get("created_at")),
+            discriminator=discriminator,
+        )
+
+
+def payload_kind(payload: Payload) -> NotificationKind:
+    return _PAYLOADS_BY_TYPE[type(payload)]
+
+
+_PAYLOADS_BY_TYPE: Final[Mapping[type, NotificationKind]] = {v: k for k, v in _PAYLOADS.items()}
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return iso(ts) if ts is not None else None
