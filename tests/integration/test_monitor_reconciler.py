@@ -11,8 +11,8 @@ import pytest
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
 from courier.ledger.tasks import TaskLedger
-from monitor import handler
-from monitor.adapters import MonitorService, monitor_service, reconciler
+from monitor import batch_events
+from monitor.composition import MonitorService, compose_batch_events, compose_reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
 from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, MemoryDynamoDB, sqs_batch
 
@@ -38,7 +38,9 @@ def run_item(client: Any, workflow_id: str) -> dict[str, Any]:
 
 
 def monitor_for(client: Any, cromwell: FakeCromwell) -> MonitorService:
-    return monitor_service(MonitorSettings.model_validate(ENV), client, cromwell, FakeTags())
+    return compose_batch_events(
+        MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=cromwell, tags=FakeTags()
+    )
 
 
 def running(client: Any, root: str) -> tuple[FakeCromwell, MonitorService]:
@@ -71,7 +73,9 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
     cromwell.status_of[wid(5)] = "Failed"
     cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
-    sweep = reconciler(ReconcilerSettings.model_validate(ENV), client, cromwell, clock=lambda: T0)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=client, cromwell=cromwell, clock=lambda: T0
+    )
     report = sweep.sweep()
     assert report.active == 1000
     assert cromwell.count("query") == 10
@@ -100,13 +104,15 @@ def test_stuck_runnable_task_alerts_once(moto_client: Any) -> None:
     cromwell, monitor = running(moto_client, root)
     stuck = Job("wf.big", root, shard=4)
     fresh = Job("wf.big", root, shard=5)
-    handler.lambda_handler(
+    batch_events.lambda_handler(
         sqs_batch([stuck.event("RUNNABLE", at=T0), fresh.event("RUNNABLE", at=T0 + timedelta(minutes=50))]),
         Ctx(),
         service=monitor,
     )
     now = T0 + timedelta(minutes=55)
-    sweep = reconciler(ReconcilerSettings.model_validate(ENV), moto_client, cromwell, clock=lambda: now)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: now
+    )
     assert sweep.sweep().stuck_alerts == 1
     assert sweep.sweep().stuck_alerts == 0
     raw = moto_client.get_item(
@@ -124,7 +130,7 @@ def test_track_all_adopts_running_workflows_and_their_events_count(moto_client: 
     cromwell.status_of[stranger] = "Running"
     cromwell.names[stranger] = "other"
     settings = ReconcilerSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"})
-    report = reconciler(settings, moto_client, cromwell).sweep()
+    report = compose_reconciler(settings, dynamodb=moto_client, cromwell=cromwell).sweep()
     assert report.adopted == 1
     item = run_item(moto_client, stranger)
     assert (item["origin"], item["status"], item["active_pk"]) == ("adopted", "Running", "ACTIVE")
@@ -136,15 +142,15 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
     job = Job("other.task", root)
     cromwell = FakeCromwell()
     ignoring = monitor_for(moto_client, cromwell)
-    handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
+    batch_events.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
     assert moto_client.scan(TableName=TABLE)["Count"] == 0
-    adopting = monitor_service(
+    adopting = compose_batch_events(
         MonitorSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"}),
-        moto_client,
-        cromwell,
-        FakeTags(),
+        dynamodb=moto_client,
+        cromwell=cromwell,
+        tags=FakeTags(),
     )
-    handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=adopting)
+    batch_events.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=adopting)
     item = run_item(moto_client, root)
     assert (item["origin"], item["status"], item["tasks_RUNNING"], item["workflow_name"]) == (
         "adopted",
@@ -166,9 +172,11 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
 def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
     job = Job("old.task", wid(5), generation=85)
     monitor = monitor_for(moto_client, FakeCromwell())
-    handler.lambda_handler(sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor)
+    batch_events.lambda_handler(
+        sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor
+    )
     kept = TaskLedger(TABLE, moto_client).pending_unattributed()
-    assert [(k["job_id"], k["status"]) for k in kept] == [(job.job_id, "RUNNING")]
+    assert [(k.job_id, k.status) for k in kept] == [(job.job_id, "RUNNING")]
 
 
 def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
@@ -178,11 +186,13 @@ def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: An
 
     def sweep_at(minutes: int) -> int:
         now = T0 + timedelta(minutes=minutes)
-        sweep = reconciler(ReconcilerSettings.model_validate(ENV), moto_client, cromwell, clock=lambda: now)
+        sweep = compose_reconciler(
+            ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: now
+        )
         return sweep.sweep().stuck_alerts
 
     def deliver(*events: dict[str, Any]) -> None:
-        handler.lambda_handler(sqs_batch(list(events)), Ctx(), service=monitor)
+        batch_events.lambda_handler(sqs_batch(list(events)), Ctx(), service=monitor)
 
     deliver(job.event("RUNNABLE", at=T0))
     assert sweep_at(40) == 1
@@ -215,6 +225,6 @@ def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(mot
         job.event("RUNNABLE", kind=blocked, reason="MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"),
         job.event("RUNNABLE", kind=blocked, batch_attempts=1, at=T0 + timedelta(minutes=9), reason="again"),
     ):
-        handler.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
+        batch_events.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
     keys = sorted(outbox(moto_client, "EVENT#QUEUE_BLOCKED#"))
     assert keys == [f"EVENT#QUEUE_BLOCKED#{job.job_id}", f"EVENT#QUEUE_BLOCKED#{job.job_id}#1"]

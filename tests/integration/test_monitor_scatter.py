@@ -19,8 +19,8 @@ from moto import mock_aws
 
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import query_items
-from monitor import handler
-from monitor.adapters import MonitorService, monitor_service
+from monitor import batch_events
+from monitor.composition import MonitorService, compose_batch_events
 from monitor.settings import MonitorSettings
 from tests.support.ledger_table import create_ledger_table
 from tests.support.monitor_fixtures import (
@@ -82,7 +82,7 @@ def deliver(services: list[MonitorService], events: list[dict[str, Any]], batch:
     failures = 0
     for n, start in enumerate(range(0, len(events), batch)):
         service = services[n % len(services)]
-        answer = handler.lambda_handler(sqs_batch(events[start : start + batch]), Ctx(), service=service)
+        answer = batch_events.lambda_handler(sqs_batch(events[start : start + batch]), Ctx(), service=service)
         failures += len(answer["batchItemFailures"])
     return failures
 
@@ -97,7 +97,10 @@ def run_scatter(client: Any, shards: int, seed: int = 7, containers: int = 3) ->
     cromwell.status_of[root] = "Running"
     counting = CountingClient(client)
     services = [
-        monitor_service(SETTINGS, counting, cromwell, FakeTags(), clock=lambda: T0) for _ in range(containers)
+        compose_batch_events(
+            SETTINGS, dynamodb=counting, cromwell=cromwell, tags=FakeTags(), clock=lambda: T0
+        )
+        for _ in range(containers)
     ]
     started = time.perf_counter()
     failures = deliver(services, events)
