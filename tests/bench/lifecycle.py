@@ -31,8 +31,9 @@ from local.cromwell_api import CromwellTestServer
 from monitor import batch_events as monitor_handler
 from monitor.composition import compose_batch_events, compose_reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
+from tests.bench.memory_dynamodb import MemoryDynamoDB
 from tests.support.ledger_table import create_ledger_table
-from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, MemoryDynamoDB, lifecycle, sqs_batch
+from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, lifecycle, sqs_batch
 from tests.support.submit_fixtures import TABLE, make_world
 
 POLL_SECONDS = 30

@@ -27,8 +27,9 @@ from courier.ledger import RunLedger, RunRecord
 from monitor.composition import compose_reconciler
 from monitor.settings import ReconcilerSettings
 from tests.bench.lifecycle import sweep_calls
+from tests.bench.memory_dynamodb import MemoryDynamoDB
 from tests.integration.test_monitor_scatter import TABLE, assert_exact, ledger_state, run_scatter, scenario
-from tests.support.monitor_fixtures import T0, CountingClient, FakeCromwell, MemoryDynamoDB
+from tests.support.monitor_fixtures import T0, CountingClient, FakeCromwell
 
 
 def scatter_stack(shards: int = 10_000, *, seed: int = 7, backlog: int = 150) -> dict[str, Any]:

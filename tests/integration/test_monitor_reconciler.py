@@ -14,7 +14,7 @@ from courier.ledger.tasks import TaskLedger
 from monitor import batch_events
 from monitor.composition import MonitorService, compose_batch_events, compose_reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
-from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, MemoryDynamoDB, sqs_batch
+from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, sqs_batch
 
 TABLE = "courier-ledger"
 ENV = {"LEDGER_TABLE": TABLE, "CROMWELL_URL": "http://cromwell:8000", "STUCK_AFTER_MINUTES": "30"}
@@ -61,42 +61,6 @@ def outbox(client: Any, prefix: str) -> dict[str, dict[str, Any]]:
 def moto_client(aws: tuple[Any, Any]) -> Any:
     """The ledger table of `tests.support.submit_fixtures`."""
     return aws[1]
-
-
-def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
-    client = MemoryDynamoDB(TABLE)
-    cromwell = FakeCromwell()
-    for n in range(1000):
-        record(client, wid(n))
-        cromwell.status_of[wid(n)] = "Running"
-    cromwell.status_of[wid(3)] = "Succeeded"
-    cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
-    cromwell.status_of[wid(5)] = "Failed"
-    cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
-    sweep = compose_reconciler(
-        ReconcilerSettings.model_validate(ENV), dynamodb=client, cromwell=cromwell, clock=lambda: T0
-    )
-    report = sweep.sweep()
-    assert report.active == 1000
-    assert cromwell.count("query") == 10
-    assert report.ended == 3
-    assert report.advanced == 996
-    assert report.unknown_to_cromwell == 1
-    assert [run_item(client, wid(n))["status"] for n in (3, 4, 5, 6, 7)] == [
-        "Succeeded",
-        "Aborted",
-        "Failed",
-        "Submitted",
-        "Running",
-    ]
-    # Report data only for the ended runs, with filtered requests only.
-    assert cromwell.count("outputs") == 1
-    assert cromwell.count("failed_jobs") == 1
-    assert cromwell.count("metadata") == 1
-    second = sweep.sweep()
-    assert second.active == 997
-    assert second.ended == 0
-    assert second.advanced == 0
 
 
 def test_stuck_runnable_task_alerts_once(moto_client: Any) -> None:

@@ -4,6 +4,7 @@ against moto, with the real expressions, is in tests/integration/test_monitor_*.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -207,3 +208,41 @@ def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it
     assert ledger.unattributed[job.job_id].attributed_to == ROOT
     assert track(monitor(ledger, cromwell), job.event("SUCCEEDED")) == [TrackOutcome.RECORDED]
     assert dict(ledger.run_counts(ROOT).counts) == {"SUCCEEDED": 1}
+
+
+def wid(n: int) -> str:
+    return str(uuid.UUID(int=n + 1))
+
+
+def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
+    ledger = FakeLedger()
+    cromwell = FakeCromwell()
+    for n in range(1000):
+        ledger.add_run(wid(n))
+        cromwell.status_of[wid(n)] = "Running"
+    cromwell.status_of[wid(3)] = "Succeeded"
+    cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
+    cromwell.status_of[wid(5)] = "Failed"
+    cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
+    sweep = reconciler(ledger, cromwell)
+    report = sweep.sweep()
+    assert report.active == 1000
+    assert cromwell.count("query") == 10
+    assert report.ended == 3
+    assert report.advanced == 996
+    assert report.unknown_to_cromwell == 1
+    assert [ledger.runs[wid(n)].status.value for n in (3, 4, 5, 6, 7)] == [
+        "Succeeded",
+        "Aborted",
+        "Failed",
+        "Submitted",
+        "Running",
+    ]
+    # Report data only for the ended runs, with filtered requests only.
+    assert cromwell.count("outputs") == 1
+    assert cromwell.count("failed_jobs") == 1
+    assert cromwell.count("metadata") == 1
+    second = sweep.sweep()
+    assert second.active == 997
+    assert second.ended == 0
+    assert second.advanced == 0
