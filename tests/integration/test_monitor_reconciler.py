@@ -10,7 +10,10 @@ import pytest
 
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
+from courier.ledger.records import EarlyFailurePayload, EndedPayload, QueueBlockedPayload, StuckPayload
 from courier.ledger.tasks import TaskLedger
+from courier.ledger.views import RunViews
+from courier.models import NotificationKind, RunStatus, TaskStatus
 from monitor import batch_events
 from monitor.composition import MonitorService, compose_batch_events, compose_reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
@@ -192,3 +195,73 @@ def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(mot
         batch_events.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
     keys = sorted(outbox(moto_client, "EVENT#QUEUE_BLOCKED#"))
     assert keys == [f"EVENT#QUEUE_BLOCKED#{job.job_id}", f"EVENT#QUEUE_BLOCKED#{job.job_id}#1"]
+
+
+def test_what_the_monitor_writes_reads_back_as_the_typed_records(moto_client: Any) -> None:
+    """The monitor's outbox payloads and run report, read through `RunViews` as notify and the
+    other readers do: every field the monitor wrote comes back typed."""
+    root = wid(11)
+    record(moto_client, root)
+    cromwell = FakeCromwell()
+    cromwell.status_of[root] = "Running"
+    monitor = monitor_for(moto_client, cromwell)
+    waiting, failing = Job("wf.wait", root, shard=2), Job("wf.fail", root)
+    blocked_at = T0 + timedelta(minutes=3)
+    batch_events.lambda_handler(
+        sqs_batch(
+            [
+                waiting.event("RUNNABLE"),
+                waiting.event("RUNNABLE", kind="Batch Job Queue Blocked", at=blocked_at, reason="no CE"),
+                failing.event("FAILED", exit_code=3, reason="Essential container exited"),
+            ]
+        ),
+        Ctx(),
+        service=monitor,
+    )
+    now = T0 + timedelta(minutes=45)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: now
+    )
+    assert sweep.sweep().stuck_alerts == 1
+    cromwell.status_of[root] = "Failed"
+    cromwell.failed_of[root] = {
+        "id": root,
+        "calls": {
+            "wf.fail": [
+                {"executionStatus": "Failed", "shardIndex": -1, "attempt": 1, "jobId": failing.job_id}
+            ]
+        },
+    }
+    cromwell.metadata_of[root] = {"id": root, "failures": [{"message": "Workflow failed"}]}
+    assert sweep.sweep().ended == 1
+
+    views = RunViews(TABLE, moto_client)
+    payloads = {event.kind: event.payload for event in views.events(root)}
+    stuck = payloads[NotificationKind.STUCK]
+    assert isinstance(stuck, StuckPayload)
+    assert (stuck.job_id, stuck.call, stuck.shard, stuck.runnable_since, stuck.runnable_seconds) == (
+        waiting.job_id,
+        "wf.wait",
+        2,
+        T0,
+        45 * 60,
+    )
+    blocked = payloads[NotificationKind.QUEUE_BLOCKED]
+    assert isinstance(blocked, QueueBlockedPayload)
+    assert (blocked.job_id, blocked.status_reason, blocked.at) == (waiting.job_id, "no CE", blocked_at)
+    early = payloads[NotificationKind.EARLY_FAILURE]
+    assert isinstance(early, EarlyFailurePayload)
+    assert early.task is not None
+    assert (early.task.job_id, early.task.status, early.task.exit_code) == (
+        failing.job_id,
+        TaskStatus.FAILED,
+        3,
+    )
+    ended = payloads[NotificationKind.ENDED]
+    assert ended == EndedPayload(status=RunStatus.FAILED, source="reconciler")
+    run = views.run(root)
+    assert run is not None
+    assert run.first_failure is not None
+    assert run.first_failure.job_id == failing.job_id
+    assert [(f.call, f.job_id, f.shard) for f in run.failures] == [("wf.fail", failing.job_id, -1)]
+    assert run.workflow_failures == ("Workflow failed",)
