@@ -103,10 +103,11 @@ def failure_entry(call: Mapping[str, Any], limits: ReportLimits) -> FailureEntry
         return clip(value, limit) if isinstance(value, str) else None
 
     message = " | ".join(call.get("messages") or [])
+    shard = as_int(call.get("shard"))
     return FailureEntry(
         call=text("call"),
         workflow_id=as_str(call.get("workflow_id")),
-        shard=NOT_SCATTERED if as_int(call.get("shard")) is None else int(call["shard"]),
+        shard=NOT_SCATTERED if shard is None else shard,
         attempt=as_int(call.get("attempt")),
         job_id=as_str(call.get("job_id")),
         return_code=as_int(call.get("return_code")),

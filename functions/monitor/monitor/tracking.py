@@ -180,7 +180,7 @@ class Tracker:
     def apply(self, event: BatchJobEvent, who: Attribution, *, pointer: Pointer | None = None) -> TrackResult:
         """Write the transition of an attributed event (also used to replay unattributed jobs)."""
         root = who.root_workflow_id
-        run = self._run_view(root)
+        run = self._known_run(root)
         if run is None:
             return TrackResult(TrackOutcome.UNTRACKED, root, event.status)
         task = task_write(event, who)
@@ -219,7 +219,7 @@ class Tracker:
 
     # -- caches and reads ----------------------------------------------------------------------
 
-    def _run_view(self, root: str) -> KnownRun | None:
+    def _known_run(self, root: str) -> KnownRun | None:
         """The run as this container knows it; None when it is not tracked (and must not be)."""
         cached = self._run_cache.get(root)
         if cached is not None:
