@@ -1,7 +1,8 @@
-"""The functions' handlers, imported in this process, with their collaborators built the way each
-handler's `default_service` builds them, but from the function's resolved environment (not this
-process's) and with boto3 clients pointed at the local moto server. The handlers receive them
-through their keyword arguments (`service=`, `notifier=`), as the tests do.
+"""The functions' handlers, imported in this process, with their collaborators put together by
+the same composition functions their `default_service` calls (`submit.composition`,
+`monitor.composition`), but from the function's resolved environment (not this process's) and
+with boto3 clients pointed at the local moto server. The handlers receive them through their
+keyword arguments (`service=`, `notifier=`), as the tests do.
 
 It also builds the Lambda-shaped events the router hands them, and a Lambda context.
 """
@@ -41,12 +42,6 @@ def handler_function(handler: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def _cromwell(settings: Any) -> Any:
-    from courier.cromwell import CromwellClient  # noqa: PLC0415
-
-    return CromwellClient(settings.cromwell_url, max_attempts=settings.cromwell_max_attempts)
-
-
 def _secret_reader(clients: ClientFactory) -> Any:
     from courier.secrets import SecretReader  # noqa: PLC0415
 
@@ -54,58 +49,39 @@ def _secret_reader(clients: ClientFactory) -> Any:
 
 
 def _submit(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
-    from courier.settings import load_settings  # noqa: PLC0415
-    from submit.handler import _as_reference, build_service  # noqa: PLC0415
-    from submit.settings import SubmitSettings  # noqa: PLC0415
+    from submit.composition import compose  # noqa: PLC0415
 
-    settings = load_settings(SubmitSettings, env)
-    callback_uri = None
-    if settings.callback_url and settings.callback_token_secret:
-        token = _secret_reader(clients).require(_as_reference(settings.callback_token_secret)).reveal()
-        separator = "&" if "?" in settings.callback_url else "?"
-        callback_uri = f"{settings.callback_url}{separator}token={token}"
-    service = build_service(
-        settings,
-        s3=clients("s3"),
-        dynamodb=clients("dynamodb"),
-        cromwell=_cromwell(settings),
-        callback_uri=callback_uri,
+    service = compose(
+        environ=env, s3=clients("s3"), dynamodb=clients("dynamodb"), secrets=_secret_reader(clients)
     )
     return {"service": service}
 
 
 def _monitor(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
     from courier.batch import JobTagReader  # noqa: PLC0415
-    from courier.settings import load_settings  # noqa: PLC0415
-    from monitor.adapters import monitor_service  # noqa: PLC0415
-    from monitor.settings import MonitorSettings  # noqa: PLC0415
+    from monitor.composition import compose_batch_events  # noqa: PLC0415
 
-    settings = load_settings(MonitorSettings, env)
-    tags = JobTagReader(clients("batch"))
-    return {"service": monitor_service(settings, clients("dynamodb"), _cromwell(settings), tags)}
+    service = compose_batch_events(
+        environ=env,
+        dynamodb=clients("dynamodb"),
+        tags=JobTagReader(clients("batch")),
+        secrets=_secret_reader(clients),
+    )
+    return {"service": service}
 
 
 def _callback(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
-    from courier.settings import load_settings  # noqa: PLC0415
-    from monitor.adapters import callback_service  # noqa: PLC0415
-    from monitor.settings import CallbackSettings  # noqa: PLC0415
+    from monitor.composition import compose_callback  # noqa: PLC0415
 
-    settings = load_settings(CallbackSettings, env)
-    reader = _secret_reader(clients)
-
-    def token() -> str:
-        return str(reader.require(settings.token_reference).reveal())
-
-    return {"service": callback_service(settings, clients("dynamodb"), _cromwell(settings), token)}
+    service = compose_callback(environ=env, dynamodb=clients("dynamodb"), secrets=_secret_reader(clients))
+    return {"service": service}
 
 
 def _reconciler(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
-    from courier.settings import load_settings  # noqa: PLC0415
-    from monitor.adapters import reconciler  # noqa: PLC0415
-    from monitor.settings import ReconcilerSettings  # noqa: PLC0415
+    from monitor.composition import compose_reconciler  # noqa: PLC0415
 
-    settings = load_settings(ReconcilerSettings, env)
-    return {"service": reconciler(settings, clients("dynamodb"), _cromwell(settings))}
+    service = compose_reconciler(environ=env, dynamodb=clients("dynamodb"), secrets=_secret_reader(clients))
+    return {"service": service}
 
 
 def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
@@ -129,9 +105,9 @@ def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
 #: without injection (its own default wiring, which honours AWS_ENDPOINT_URL).
 WIRING: dict[str, Callable[[Mapping[str, str], ClientFactory], dict[str, Any]]] = {
     "submit.handler.lambda_handler": _submit,
-    "monitor.handler.lambda_handler": _monitor,
+    "monitor.batch_events.lambda_handler": _monitor,
     "monitor.callback.lambda_handler": _callback,
-    "monitor.reconciler.lambda_handler": _reconciler,
+    "monitor.schedule.lambda_handler": _reconciler,
     "notify.handler.lambda_handler": _notify,
 }
 

@@ -4,8 +4,9 @@ process, against a minimal handler that only imports boto3 and creates one clien
 The handler modules are the `Handler` properties of template.yaml. Each child process gets the
 function's code directory and the layer on its path (as Lambda does: CodeUri + /opt/python) and
 the environment tests/conftest.py sets. The figure is the median over `runs` processes of the
-time `import <module>` takes inside the child (module-level settings validation and Powertools
-set-up included), plus the whole process wall time as seen from the parent.
+time `import <module>` takes inside the child (Powertools set-up included; the function is put
+together, settings validated and clients built, at its first invocation), plus the whole process
+wall time as seen from the parent.
 
 `deferred` lists modules a handler loads lazily (only on the paths that need them); the "eager"
 column imports them before the handler, which is what the module cost before they were deferred.
@@ -139,9 +140,9 @@ def render(fig: dict[str, Any]) -> list[str]:
     base = fig["baseline"]
     lines = [
         f"Median of {fig['runs']} fresh processes each (one warm-up run first, not counted). "
-        "`import` is the time of `import <handler module>` inside the process (settings validation "
-        "and Powertools set-up included; clients are built at the first invocation). `process` is "
-        "the whole interpreter run seen from outside.",
+        "`import` is the time of `import <handler module>` inside the process (Powertools set-up "
+        "included; settings are validated and clients built when the function is put together, at "
+        "its first invocation). `process` is the whole interpreter run seen from outside.",
         "",
         "| Function | Handler module | import ms | process ms | x minimal | heavy modules loaded |",
         "|---|---|---:|---:|---:|---|",

@@ -230,13 +230,13 @@ def handlers_only(repeats: int) -> dict[str, Any]:
     from courier.ledger._codec import query_items  # noqa: PLC0415
     from courier.settings import load_settings  # noqa: PLC0415
     from local.cromwell_api import CromwellTestServer  # noqa: PLC0415
-    from monitor import handler as monitor_handler  # noqa: PLC0415
-    from monitor.adapters import monitor_service  # noqa: PLC0415
+    from monitor import batch_events as monitor_handler  # noqa: PLC0415
+    from monitor.composition import compose_batch_events  # noqa: PLC0415
     from monitor.settings import MonitorSettings  # noqa: PLC0415
     from notify.handler import build_notifier  # noqa: PLC0415
     from notify.handler import lambda_handler as notify_handler  # noqa: PLC0415
     from notify.settings import NotifySettings  # noqa: PLC0415
-    from submit.handler import build_service  # noqa: PLC0415
+    from submit.composition import compose  # noqa: PLC0415
     from tests.support.ledger_table import create_ledger_table  # noqa: PLC0415
     from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, lifecycle, sqs_batch  # noqa: PLC0415
     from tests.support.notify_fixtures import TOPIC_NAME, FakeContext, stream_event  # noqa: PLC0415
@@ -256,7 +256,7 @@ def handlers_only(repeats: int) -> dict[str, Any]:
 
     def one_run(n: int, world: Any, dynamodb: Any, sns: Any, server: Any) -> tuple[float, float]:
         cromwell = TimedCromwell(server.url)
-        service = build_service(
+        service = compose(
             world.settings(), s3=world.s3, dynamodb=dynamodb, cromwell=cromwell, callback_uri=None
         )
         prefix = f"runs/latency-{n}/"
@@ -269,7 +269,9 @@ def handlers_only(repeats: int) -> dict[str, Any]:
 
         server.backend.set_status(workflow_id, "Running")
         settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        monitor = monitor_service(settings, dynamodb, CromwellClient(server.url, max_attempts=1), FakeTags())
+        monitor = compose_batch_events(
+            settings, dynamodb=dynamodb, cromwell=CromwellClient(server.url, max_attempts=1), tags=FakeTags()
+        )
         events = lifecycle(Job("hello.hello", workflow_id, root_name="hello"), start=T0)
         monitor_handler.lambda_handler(sqs_batch(events[:-1]), Ctx(), service=monitor)
         server.backend.set_outputs(workflow_id, {"hello.out": "s3://bucket/out.txt"})

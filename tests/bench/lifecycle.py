@@ -28,11 +28,12 @@ from moto import mock_aws
 from courier.cromwell import CromwellClient
 from courier.ledger import RunLedger, RunRecord
 from local.cromwell_api import CromwellTestServer
-from monitor import handler as monitor_handler
-from monitor.adapters import monitor_service, reconciler
+from monitor import batch_events as monitor_handler
+from monitor.composition import compose_batch_events, compose_reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
+from tests.bench.memory_dynamodb import MemoryDynamoDB
 from tests.support.ledger_table import create_ledger_table
-from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, MemoryDynamoDB, lifecycle, sqs_batch
+from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, lifecycle, sqs_batch
 from tests.support.submit_fixtures import TABLE, make_world
 
 POLL_SECONDS = 30
@@ -65,7 +66,7 @@ def one_workflow(tasks: int = 10) -> dict[str, Any]:
         server.backend.set_status(workflow_id, "Running")
         cromwell = _client(server)
         settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        service = monitor_service(settings, dynamodb, cromwell, FakeTags())
+        service = compose_batch_events(settings, dynamodb=dynamodb, cromwell=cromwell, tags=FakeTags())
         for n in range(tasks):
             job = Job(f"hello.step{n}", workflow_id, root_name="hello")
             if n == tasks - 1:
@@ -96,7 +97,7 @@ def sweep_calls(runs: int) -> dict[str, Any]:
             ledger.record_submitted(RunRecord(wid, "wf", "bucket", f"runs/{n}/inputs.json", f"runs/{n}"))
             server.backend.add(wid, name="wf", status="Running")
         settings = ReconcilerSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        service = reconciler(settings, client, _client(server), clock=lambda: T0)
+        service = compose_reconciler(settings, dynamodb=client, cromwell=_client(server), clock=lambda: T0)
         service.sweep()  # the first sweep moves every run from Submitted to Running
         server.reset_log()
         report = service.sweep()

@@ -24,11 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 from courier.ledger import RunLedger, RunRecord
-from monitor.adapters import reconciler
+from monitor.composition import compose_reconciler
 from monitor.settings import ReconcilerSettings
 from tests.bench.lifecycle import sweep_calls
+from tests.bench.memory_dynamodb import MemoryDynamoDB
 from tests.integration.test_monitor_scatter import TABLE, assert_exact, ledger_state, run_scatter, scenario
-from tests.support.monitor_fixtures import T0, CountingClient, FakeCromwell, MemoryDynamoDB
+from tests.support.monitor_fixtures import T0, CountingClient, FakeCromwell
 
 
 def scatter_stack(shards: int = 10_000, *, seed: int = 7, backlog: int = 150) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def scatter_stack(shards: int = 10_000, *, seed: int = 7, backlog: int = 150) ->
         monitor = next(
             name
             for name, spec in stack.provisioned.functions.items()
-            if spec.handler == "monitor.handler.lambda_handler"
+            if spec.handler == "monitor.batch_events.lambda_handler"
         )
         queue_url = next(
             s.queue_url for s in stack.provisioned.functions[monitor].sources if s.kind == "queue"
@@ -173,7 +174,7 @@ def sweep(runs: int = 1000) -> dict[str, Any]:
     settings = ReconcilerSettings.model_validate(
         {"LEDGER_TABLE": TABLE, "CROMWELL_URL": "http://cromwell:8000"}
     )
-    service = reconciler(settings, counting, cromwell, clock=lambda: T0)
+    service = compose_reconciler(settings, dynamodb=counting, cromwell=cromwell, clock=lambda: T0)
     service.sweep()  # first sweep moves every run to Running
     cromwell.calls.clear()
     counting.reset()
@@ -199,7 +200,7 @@ def run(report: dict[str, Any], shards: int = 10_000, stack_shards: int = 10_000
 
 def render(fig: dict[str, Any]) -> list[str]:
     lines = [
-        "Batch events through `monitor.handler.lambda_handler` in SQS batches of 100; shuffled, one "
+        "Batch events through `monitor.batch_events.lambda_handler` in SQS batches of 100; shuffled, one "
         "event in ten delivered twice, Cromwell retries (a new job) and Batch retries (the same job "
         "back to RUNNABLE) mixed in. *Ledger exact*: every task's status and the run's counts are "
         "what the scenario says once the last event is taken.",

@@ -17,7 +17,7 @@ os.environ.setdefault("CALLBACK_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
 from monitor import callback
-from monitor.adapters import CallbackService, callback_service
+from monitor.composition import CallbackService, compose_callback
 from monitor.settings import CallbackSettings
 from tests.support.ledger_table import create_ledger_table
 from tests.support.monitor_fixtures import CALLBACK_TOKEN, Ctx, FakeCromwell
@@ -67,8 +67,8 @@ class Endpoint:
                 "CALLBACK_MAX_BODY_BYTES": str(LIMIT),
             }
         )
-        self.service: CallbackService = callback_service(
-            settings, client, self.cromwell, lambda: CALLBACK_TOKEN
+        self.service: CallbackService = compose_callback(
+            settings, dynamodb=client, cromwell=self.cromwell, token=lambda: CALLBACK_TOKEN
         )
 
     def call(self, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:

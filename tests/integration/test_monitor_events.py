@@ -15,9 +15,8 @@ os.environ.setdefault("CALLBACK_TOKEN_SECRET", "arn:aws:secretsmanager:us-east-1
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
 from courier.ledger.tasks import TaskLedger
-from monitor import callback, handler, reconciler
-from monitor.adapters import CallbackService, callback_service, monitor_service
-from monitor.adapters import reconciler as build_reconciler
+from monitor import batch_events, callback, schedule
+from monitor.composition import CallbackService, compose_batch_events, compose_callback, compose_reconciler
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from tests.support.monitor_fixtures import (
     CALLBACK_TOKEN,
@@ -69,17 +68,19 @@ class World:
             )
             self.cromwell.status_of[root] = "Running"
             self.cromwell.names[root] = name
-        self.monitor = monitor_service(MonitorSettings.model_validate(ENV), client, self.cromwell, self.tags)
+        self.monitor = compose_batch_events(
+            MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=self.cromwell, tags=self.tags
+        )
 
     def monitor_event(self, name: str) -> dict[str, Any]:
-        return handler.lambda_handler(load(name), Ctx(), service=self.monitor)
+        return batch_events.lambda_handler(load(name), Ctx(), service=self.monitor)
 
     def callback_service(self) -> CallbackService:
-        return callback_service(
+        return compose_callback(
             CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
-            self.client,
-            self.cromwell,
-            lambda: CALLBACK_TOKEN,
+            dynamodb=self.client,
+            cromwell=self.cromwell,
+            token=lambda: CALLBACK_TOKEN,
         )
 
     def partition(self, root: str) -> dict[str, dict[str, Any]]:
@@ -180,22 +181,24 @@ def test_cromwell85_jobs_wait_unattributed_then_the_reconciler_ties_them(world: 
     job_id = sample_id("say-85")
     kept = world.tasks.get_unattributed(job_id)
     assert kept is not None
-    assert kept["status"] == "RUNNING"
-    assert kept["job_name"] == "hello_say"
+    assert kept.status == "RUNNING"
+    assert kept.job_name == "hello_say"
     world.cromwell.metadata_of[ROOT85] = {
         "id": ROOT85,
         "calls": {"hello.say": [{"jobId": job_id, "shardIndex": -1, "attempt": 1}]},
     }
-    sweep = build_reconciler(ReconcilerSettings.model_validate(ENV), world.client, world.cromwell)
-    report = reconciler.lambda_handler(load("scheduled-reconcile.json"), Ctx(), service=sweep)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=world.client, cromwell=world.cromwell
+    )
+    report = schedule.lambda_handler(load("scheduled-reconcile.json"), Ctx(), service=sweep)
     assert report["attributed"] == 1
     (task,) = world.tasks_of(ROOT85)
     assert (task["call"], task["shard"], task["attempt"], task["status"]) == ("hello.say", -1, 1, "RUNNING")
-    assert world.tasks.get_unattributed(job_id)["attributed_to"] == ROOT85
+    assert world.tasks.get_unattributed(job_id).attributed_to == ROOT85
     # Later events of that job are tied through the pointer, without Cromwell.
     world.cromwell.calls.clear()
     job = Job("hello.say", ROOT85, job_id=job_id, generation=85)
-    handler.lambda_handler(
+    batch_events.lambda_handler(
         {
             "Records": [
                 dict(
@@ -303,8 +306,10 @@ def test_callback_files_end_their_runs(world: World) -> None:
 def test_scheduled_event_sweeps_and_ends_call_cached_runs(world: World) -> None:
     world.cromwell.status_of[ROOT91] = "Succeeded"  # served from call cache: no Batch event at all
     world.cromwell.outputs_of[ROOT91] = {"hello.say.out": "cached"}
-    sweep = build_reconciler(ReconcilerSettings.model_validate(ENV), world.client, world.cromwell)
-    report = reconciler.lambda_handler(load("scheduled-reconcile.json"), Ctx(), service=sweep)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=world.client, cromwell=world.cromwell
+    )
+    report = schedule.lambda_handler(load("scheduled-reconcile.json"), Ctx(), service=sweep)
     assert report["active"] == 7
     assert report["ended"] == 1
     run = world.partition(ROOT91)["RUN"]
@@ -320,7 +325,7 @@ def test_cromwell88_run_ended_by_its_callback_gets_its_jobs_tied_first(world: Wo
     assert world.monitor_event("sqs-cromwell88-no-tags.json") == {"batchItemFailures": []}
     assert world.tasks_of(ROOT88) == []
     jobs = [sample_id("say88-0"), sample_id("say88-1")]
-    assert [world.tasks.get_unattributed(j)["status"] for j in jobs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert [world.tasks.get_unattributed(j).status for j in jobs]  # type: ignore[union-attr] == ["SUCCEEDED", "SUCCEEDED"]
     assert world.cromwell.calls == []  # the event path never calls Cromwell
     world.cromwell.metadata_of[ROOT88] = {
         "id": ROOT88,
@@ -343,7 +348,7 @@ def test_cromwell88_run_ended_by_its_callback_gets_its_jobs_tied_first(world: Wo
     assert part["RUN"]["tasks_SUCCEEDED"] == 2
     assert part["RUN"]["status"] == "Succeeded"
     assert part["RUN"]["outputs"]["hello.greetings"][1].endswith("shard-1/out.txt")
-    assert [world.tasks.get_unattributed(j)["attributed_to"] for j in jobs] == [ROOT88, ROOT88]
+    assert [world.tasks.get_unattributed(j).attributed_to for j in jobs]  # type: ignore[union-attr] == [ROOT88, ROOT88]
     # One filtered metadata call; the outputs came with the callback's body.
     assert world.cromwell.calls == [
         ("metadata", (ROOT88, ("jobId", "shardIndex", "attempt", "subWorkflowId"), ()))

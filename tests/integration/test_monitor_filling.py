@@ -15,9 +15,8 @@ from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
 from courier.ledger.tasks import TaskLedger
 from courier.models import RunStatus
-from monitor import handler
-from monitor.adapters import CallbackService, callback_service, monitor_service
-from monitor.adapters import reconciler as build_reconciler
+from monitor import batch_events
+from monitor.composition import CallbackService, compose_batch_events, compose_callback, compose_reconciler
 from monitor.ending import EndSource
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, lifecycle, sqs_batch
@@ -35,11 +34,11 @@ def wid(n: int) -> str:
 
 
 def callback_for(client: Any, cromwell: FakeCromwell) -> CallbackService:
-    return callback_service(
+    return compose_callback(
         CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:secret"}),
-        client,
-        cromwell,
-        lambda: "token",
+        dynamodb=client,
+        cromwell=cromwell,
+        token=lambda: "token",
     )
 
 
@@ -47,7 +46,9 @@ class World:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.cromwell = FakeCromwell()
-        self.monitor = monitor_service(MonitorSettings.model_validate(ENV), client, self.cromwell, FakeTags())
+        self.monitor = compose_batch_events(
+            MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=self.cromwell, tags=FakeTags()
+        )
         self.callback = callback_for(client, self.cromwell)
 
     def record(self, root: str, name: str = "big") -> None:
@@ -58,7 +59,7 @@ class World:
 
     def deliver(self, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), 100):
-            answer = handler.lambda_handler(
+            answer = batch_events.lambda_handler(
                 sqs_batch(events[start : start + 100]), Ctx(), service=self.monitor
             )
             assert answer == {"batchItemFailures": []}
@@ -167,7 +168,9 @@ def test_the_reconciler_ending_a_run_fills_it_in_too(world: World) -> None:
     world.deliver(events)
     world.cromwell.metadata_of[root] = metadata
     world.cromwell.status_of[root] = "Failed"
-    sweep = build_reconciler(ReconcilerSettings.model_validate(ENV), world.client, world.cromwell)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=world.client, cromwell=world.cromwell
+    )
     report = sweep.sweep()
     assert report.ended == 1
     failed = [t for t in world.tasks(root).values() if t["status"] == "FAILED"]
@@ -200,7 +203,7 @@ def test_jobs_of_other_runs_stay_unattributed(world: World) -> None:
     world.callback.ender.end(mine, RunStatus.SUCCEEDED, source=EndSource.CALLBACK)
     assert [(t["call"], t["status"]) for t in world.tasks(mine).values()] == [("big.work", "SUCCEEDED")]
     ledger = TaskLedger(TABLE, world.client)
-    assert [j["job_id"] for j in ledger.pending_unattributed()] == [stranger.job_id]
+    assert [j.job_id for j in ledger.pending_unattributed()] == [stranger.job_id]
     assert world.tasks(other) == {}
 
 

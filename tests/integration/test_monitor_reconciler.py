@@ -10,11 +10,14 @@ import pytest
 
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger._codec import from_item
+from courier.ledger.records import EarlyFailurePayload, EndedPayload, QueueBlockedPayload, StuckPayload
 from courier.ledger.tasks import TaskLedger
-from monitor import handler
-from monitor.adapters import MonitorService, monitor_service, reconciler
+from courier.ledger.views import RunViews
+from courier.models import NotificationKind, RunStatus, TaskStatus
+from monitor import batch_events
+from monitor.composition import MonitorService, compose_batch_events, compose_reconciler
 from monitor.settings import MonitorSettings, ReconcilerSettings
-from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, MemoryDynamoDB, sqs_batch
+from tests.support.monitor_fixtures import T0, Ctx, FakeCromwell, FakeTags, Job, sqs_batch
 
 TABLE = "courier-ledger"
 ENV = {"LEDGER_TABLE": TABLE, "CROMWELL_URL": "http://cromwell:8000", "STUCK_AFTER_MINUTES": "30"}
@@ -38,7 +41,9 @@ def run_item(client: Any, workflow_id: str) -> dict[str, Any]:
 
 
 def monitor_for(client: Any, cromwell: FakeCromwell) -> MonitorService:
-    return monitor_service(MonitorSettings.model_validate(ENV), client, cromwell, FakeTags())
+    return compose_batch_events(
+        MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=cromwell, tags=FakeTags()
+    )
 
 
 def running(client: Any, root: str) -> tuple[FakeCromwell, MonitorService]:
@@ -61,52 +66,20 @@ def moto_client(aws: tuple[Any, Any]) -> Any:
     return aws[1]
 
 
-def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
-    client = MemoryDynamoDB(TABLE)
-    cromwell = FakeCromwell()
-    for n in range(1000):
-        record(client, wid(n))
-        cromwell.status_of[wid(n)] = "Running"
-    cromwell.status_of[wid(3)] = "Succeeded"
-    cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
-    cromwell.status_of[wid(5)] = "Failed"
-    cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
-    sweep = reconciler(ReconcilerSettings.model_validate(ENV), client, cromwell, clock=lambda: T0)
-    report = sweep.sweep()
-    assert report.active == 1000
-    assert cromwell.count("query") == 10
-    assert report.ended == 3
-    assert report.advanced == 996
-    assert report.unknown_to_cromwell == 1
-    assert [run_item(client, wid(n))["status"] for n in (3, 4, 5, 6, 7)] == [
-        "Succeeded",
-        "Aborted",
-        "Failed",
-        "Submitted",
-        "Running",
-    ]
-    # Report data only for the ended runs, with filtered requests only.
-    assert cromwell.count("outputs") == 1
-    assert cromwell.count("failed_jobs") == 1
-    assert cromwell.count("metadata") == 1
-    second = sweep.sweep()
-    assert second.active == 997
-    assert second.ended == 0
-    assert second.advanced == 0
-
-
 def test_stuck_runnable_task_alerts_once(moto_client: Any) -> None:
     root = wid(1)
     cromwell, monitor = running(moto_client, root)
     stuck = Job("wf.big", root, shard=4)
     fresh = Job("wf.big", root, shard=5)
-    handler.lambda_handler(
+    batch_events.lambda_handler(
         sqs_batch([stuck.event("RUNNABLE", at=T0), fresh.event("RUNNABLE", at=T0 + timedelta(minutes=50))]),
         Ctx(),
         service=monitor,
     )
     now = T0 + timedelta(minutes=55)
-    sweep = reconciler(ReconcilerSettings.model_validate(ENV), moto_client, cromwell, clock=lambda: now)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: now
+    )
     assert sweep.sweep().stuck_alerts == 1
     assert sweep.sweep().stuck_alerts == 0
     raw = moto_client.get_item(
@@ -124,7 +97,7 @@ def test_track_all_adopts_running_workflows_and_their_events_count(moto_client: 
     cromwell.status_of[stranger] = "Running"
     cromwell.names[stranger] = "other"
     settings = ReconcilerSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"})
-    report = reconciler(settings, moto_client, cromwell).sweep()
+    report = compose_reconciler(settings, dynamodb=moto_client, cromwell=cromwell).sweep()
     assert report.adopted == 1
     item = run_item(moto_client, stranger)
     assert (item["origin"], item["status"], item["active_pk"]) == ("adopted", "Running", "ACTIVE")
@@ -136,15 +109,15 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
     job = Job("other.task", root)
     cromwell = FakeCromwell()
     ignoring = monitor_for(moto_client, cromwell)
-    handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
+    batch_events.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
     assert moto_client.scan(TableName=TABLE)["Count"] == 0
-    adopting = monitor_service(
+    adopting = compose_batch_events(
         MonitorSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"}),
-        moto_client,
-        cromwell,
-        FakeTags(),
+        dynamodb=moto_client,
+        cromwell=cromwell,
+        tags=FakeTags(),
     )
-    handler.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=adopting)
+    batch_events.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=adopting)
     item = run_item(moto_client, root)
     assert (item["origin"], item["status"], item["tasks_RUNNING"], item["workflow_name"]) == (
         "adopted",
@@ -166,9 +139,11 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
 def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
     job = Job("old.task", wid(5), generation=85)
     monitor = monitor_for(moto_client, FakeCromwell())
-    handler.lambda_handler(sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor)
+    batch_events.lambda_handler(
+        sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor
+    )
     kept = TaskLedger(TABLE, moto_client).pending_unattributed()
-    assert [(k["job_id"], k["status"]) for k in kept] == [(job.job_id, "RUNNING")]
+    assert [(k.job_id, k.status) for k in kept] == [(job.job_id, "RUNNING")]
 
 
 def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
@@ -178,11 +153,13 @@ def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: An
 
     def sweep_at(minutes: int) -> int:
         now = T0 + timedelta(minutes=minutes)
-        sweep = reconciler(ReconcilerSettings.model_validate(ENV), moto_client, cromwell, clock=lambda: now)
+        sweep = compose_reconciler(
+            ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: now
+        )
         return sweep.sweep().stuck_alerts
 
     def deliver(*events: dict[str, Any]) -> None:
-        handler.lambda_handler(sqs_batch(list(events)), Ctx(), service=monitor)
+        batch_events.lambda_handler(sqs_batch(list(events)), Ctx(), service=monitor)
 
     deliver(job.event("RUNNABLE", at=T0))
     assert sweep_at(40) == 1
@@ -215,6 +192,76 @@ def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(mot
         job.event("RUNNABLE", kind=blocked, reason="MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT"),
         job.event("RUNNABLE", kind=blocked, batch_attempts=1, at=T0 + timedelta(minutes=9), reason="again"),
     ):
-        handler.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
+        batch_events.lambda_handler(sqs_batch([event]), Ctx(), service=monitor)
     keys = sorted(outbox(moto_client, "EVENT#QUEUE_BLOCKED#"))
     assert keys == [f"EVENT#QUEUE_BLOCKED#{job.job_id}", f"EVENT#QUEUE_BLOCKED#{job.job_id}#1"]
+
+
+def test_what_the_monitor_writes_reads_back_as_the_typed_records(moto_client: Any) -> None:
+    """The monitor's outbox payloads and run report, read through `RunViews` as notify and the
+    other readers do: every field the monitor wrote comes back typed."""
+    root = wid(11)
+    record(moto_client, root)
+    cromwell = FakeCromwell()
+    cromwell.status_of[root] = "Running"
+    monitor = monitor_for(moto_client, cromwell)
+    waiting, failing = Job("wf.wait", root, shard=2), Job("wf.fail", root)
+    blocked_at = T0 + timedelta(minutes=3)
+    batch_events.lambda_handler(
+        sqs_batch(
+            [
+                waiting.event("RUNNABLE"),
+                waiting.event("RUNNABLE", kind="Batch Job Queue Blocked", at=blocked_at, reason="no CE"),
+                failing.event("FAILED", exit_code=3, reason="Essential container exited"),
+            ]
+        ),
+        Ctx(),
+        service=monitor,
+    )
+    now = T0 + timedelta(minutes=45)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: now
+    )
+    assert sweep.sweep().stuck_alerts == 1
+    cromwell.status_of[root] = "Failed"
+    cromwell.failed_of[root] = {
+        "id": root,
+        "calls": {
+            "wf.fail": [
+                {"executionStatus": "Failed", "shardIndex": -1, "attempt": 1, "jobId": failing.job_id}
+            ]
+        },
+    }
+    cromwell.metadata_of[root] = {"id": root, "failures": [{"message": "Workflow failed"}]}
+    assert sweep.sweep().ended == 1
+
+    views = RunViews(TABLE, moto_client)
+    payloads = {event.kind: event.payload for event in views.events(root)}
+    stuck = payloads[NotificationKind.STUCK]
+    assert isinstance(stuck, StuckPayload)
+    assert (stuck.job_id, stuck.call, stuck.shard, stuck.runnable_since, stuck.runnable_seconds) == (
+        waiting.job_id,
+        "wf.wait",
+        2,
+        T0,
+        45 * 60,
+    )
+    blocked = payloads[NotificationKind.QUEUE_BLOCKED]
+    assert isinstance(blocked, QueueBlockedPayload)
+    assert (blocked.job_id, blocked.status_reason, blocked.at) == (waiting.job_id, "no CE", blocked_at)
+    early = payloads[NotificationKind.EARLY_FAILURE]
+    assert isinstance(early, EarlyFailurePayload)
+    assert early.task is not None
+    assert (early.task.job_id, early.task.status, early.task.exit_code) == (
+        failing.job_id,
+        TaskStatus.FAILED,
+        3,
+    )
+    ended = payloads[NotificationKind.ENDED]
+    assert ended == EndedPayload(status=RunStatus.FAILED, source="reconciler")
+    run = views.run(root)
+    assert run is not None
+    assert run.first_failure is not None
+    assert run.first_failure.job_id == failing.job_id
+    assert [(f.call, f.job_id, f.shard) for f in run.failures] == [("wf.fail", failing.job_id, -1)]
+    assert run.workflow_failures == ("Workflow failed",)

@@ -19,19 +19,24 @@ from botocore.exceptions import ClientError
 
 from courier.conventions import receipt_key
 from courier.cromwell import CromwellClient
-from courier.ledger import RunLedger
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item
-from courier.storage import ObjectStore
+from courier.ledger.records import plain_item
 from local.cromwell_api import CromwellTestServer
 from submit import handler as submit_handler
-from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts
-from submit.plan import Limits
-from submit.service import SubmitOptions, SubmitService
+from submit.composition import compose
+from submit.service import SubmitService
 from tests.support.cromwell_helpers import HELLO_WDL
 from tests.support.monitor_fixtures import Ctx
 from tests.support.submit_fixtures import RUNS_BUCKET as BUCKET
 from tests.support.submit_fixtures import TABLE, object_created_event
+
+#: The submit function's environment in these suites: the ledger table, no wait for late WDL.
+SUBMIT_ENV: Mapping[str, str] = {
+    "LEDGER_TABLE": TABLE,
+    "CROMWELL_URL": "http://127.0.0.1:9",
+    "WDL_WAIT_SECONDS": "0",
+    "WDL_POLL_SECONDS": "0.01",
+}
 
 # -- faults ------------------------------------------------------------------------------------
 
@@ -214,23 +219,16 @@ class SubmitWorld:
         wrap: Mapping[str, Callable[[Any], Any]] | None = None,
         callback_uri: str | None = None,
     ) -> SubmitService:
-        """The production wiring of `submit.handler.default_service`, with injectable clients;
-        `wrap` maps a collaborator's name (folders, cromwell, ledger, receipts, objects) to a
-        function that wraps it (a `Tripwire`, say)."""
-        store = ObjectStore(s3 or self.s3)
-        parts: dict[str, Any] = {
-            "folders": S3Folders(store),
-            "cromwell": CromwellSubmitter(cromwell or self.cromwell_client()),
-            "ledger": RunLedger(TABLE, ddb or self.ddb),
-            "receipts": S3Receipts(store),
-            "objects": S3InputChecker(store),
-        }
-        for name, wrapper in (wrap or {}).items():
-            parts[name] = wrapper(parts[name])
-        return SubmitService(
-            **parts,
-            limits=Limits(),
-            options=SubmitOptions(wdl_wait_seconds=0, poll_seconds=0.01, callback_uri=callback_uri),
+        """The production wiring (`submit.composition.compose`, as the handler's default), with
+        injectable clients; `wrap` maps a collaborator's name (folders, cromwell, ledger,
+        receipts, objects) to a function that wraps it (a `Tripwire`, say)."""
+        return compose(
+            environ={**SUBMIT_ENV, "CROMWELL_URL": self.server.url},
+            s3=s3 or self.s3,
+            dynamodb=ddb or self.ddb,
+            cromwell=cromwell or self.cromwell_client(),
+            callback_uri=callback_uri,
+            wrap=wrap,
             sleep=lambda _s: None,
         )
 
@@ -266,7 +264,7 @@ class SubmitWorld:
         kwargs: dict[str, Any] = {"TableName": TABLE}
         while True:
             page = self.ddb.scan(**kwargs)
-            out.extend(from_item(i) for i in page["Items"])
+            out.extend(plain_item(i) for i in page["Items"])
             if not page.get("LastEvaluatedKey"):
                 return sorted(out, key=lambda i: (i[s.PK], i[s.SK]))
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

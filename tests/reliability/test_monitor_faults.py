@@ -20,9 +20,14 @@ from courier.ledger import RunLedger, RunRecord
 from courier.ledger import schema as s
 from courier.ledger._codec import from_item
 from local.cromwell_api import CromwellTestServer
-from monitor import callback, handler
-from monitor.adapters import CallbackService, MonitorService, callback_service, monitor_service
-from monitor.adapters import reconciler as build_reconciler
+from monitor import batch_events, callback
+from monitor.composition import (
+    CallbackService,
+    MonitorService,
+    compose_batch_events,
+    compose_callback,
+    compose_reconciler,
+)
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
@@ -55,18 +60,21 @@ class MonitorWorld:
         return root, [Job(f"{name}.step", root, shard=i, root_name=name) for i in range(shards)]
 
     def service(self, ddb: Any = None) -> MonitorService:
-        return monitor_service(
-            MonitorSettings.model_validate(ENV), ddb or self.ddb, self.client(), FakeTags()
+        return compose_batch_events(
+            MonitorSettings.model_validate(ENV),
+            dynamodb=ddb or self.ddb,
+            cromwell=self.client(),
+            tags=FakeTags(),
         )
 
     def callback(self, ddb: Any) -> CallbackService:
         settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
-        return callback_service(settings, ddb, self.client(), lambda: TOKEN)
+        return compose_callback(settings, dynamodb=ddb, cromwell=self.client(), token=lambda: TOKEN)
 
     def deliver(self, batch: dict[str, Any], service: MonitorService) -> list[str]:
         """One invocation; the message ids SQS will deliver again."""
         self.delivered += len(batch["Records"])
-        answer = handler.lambda_handler(batch, Ctx(), service=service)
+        answer = batch_events.lambda_handler(batch, Ctx(), service=service)
         return [f["itemIdentifier"] for f in answer.get("batchItemFailures", [])]
 
     def partition(self, root: str) -> dict[str, dict[str, Any]]:
@@ -153,7 +161,9 @@ def test_cromwell_down_at_the_last_task_the_reconciler_ends_the_run(
     assert mworld.deliver(sqs_batch(all_events(jobs)), mworld.service()) == []
     assert mworld.partition(root)[s.RUN_SK]["status"] == "Running", "not ended while Cromwell is down"
     mworld.server.clear_faults()
-    sweeper = build_reconciler(ReconcilerSettings.model_validate(ENV), mworld.ddb, mworld.client())
+    sweeper = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=mworld.ddb, cromwell=mworld.client()
+    )
     assert sweeper.sweep().ended == 1
     assert sweeper.sweep().ended == 0
     tally.set(

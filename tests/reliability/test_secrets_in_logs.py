@@ -22,7 +22,7 @@ from courier.observability import logger
 from courier.secrets import SecretReader, write_ca_bundle
 from courier.settings import load_settings
 from monitor import callback
-from monitor.adapters import callback_service
+from monitor.composition import compose_callback
 from monitor.settings import CallbackSettings
 from notify.handler import build_notifier, lambda_handler
 from notify.settings import NotifySettings
@@ -101,7 +101,7 @@ def test_callback_never_logs_the_token(world: SubmitWorld, logs: Any) -> None:
     root = world.server.backend.add(name="wf", status="Succeeded").id
     RunLedger(TABLE, world.ddb).record_submitted(RunRecord(root, "wf", "b", "runs/x/inputs.json", "runs/x/"))
     flaky = FlakyClient(world.ddb).fail("transact_write_items", throttled("TransactWriteItems"))
-    service = callback_service(settings, flaky, client, lambda: TOKEN)
+    service = compose_callback(settings, dynamodb=flaky, cromwell=client, token=lambda: TOKEN)
     calls = [("Succeeded", TOKEN), ("Succeeded", TOKEN), ("Failed", TOKEN[:-2] + "xx"), ("Failed", None)]
     answers = [
         callback.lambda_handler(callback_request(root, state, token=token), Ctx(), service=service)

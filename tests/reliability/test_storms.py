@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.adapters import MonitorService
+from monitor.composition import MonitorService
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import SubmitWorld
 from tests.reliability.test_monitor_faults import MonitorWorld, all_events, mworld  # noqa: F401

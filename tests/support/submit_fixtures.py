@@ -26,7 +26,8 @@ from courier.conventions import receipt_key
 from courier.cromwell import CromwellClient
 from courier.ledger import schema as s
 from local.cromwell_api import CromwellTestServer, InMemoryBackend
-from submit.handler import build_service, lambda_handler
+from submit.composition import compose
+from submit.handler import lambda_handler
 from submit.service import SubmitService
 from submit.settings import SubmitSettings
 from tests.support.ledger_table import create_ledger_table
@@ -161,7 +162,7 @@ class SubmitWorld:
 
     def service(self, *, callback_uri: str | None = None, **overrides: str) -> SubmitService:
         client = CromwellClient(self.server.url, max_attempts=3, sleep=self.sleeps.append, timeout=(1, 2))
-        return build_service(
+        return compose(
             self.settings(**overrides),
             s3=self.s3,
             dynamodb=self.dynamodb,

@@ -63,9 +63,9 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert results["cromwell-calls"]["workflow"]["ledger_status"] == "Succeeded"
     assert [r["module"] for r in results["cold-start"]["handlers"]] == [
         "submit.handler",
-        "monitor.handler",
+        "monitor.batch_events",
         "monitor.callback",
-        "monitor.reconciler",
+        "monitor.schedule",
         "notify.handler",
     ]
 

@@ -1,5 +1,5 @@
 """Pure pieces of the monitor: event parsing, attribution, callback checks, report bounds, the
-Batch tag reader and conflict retries of the task ledger."""
+Batch tag reader."""
 
 from __future__ import annotations
 
@@ -10,21 +10,20 @@ import pytest
 from botocore.exceptions import ClientError
 
 from courier.batch import JobTagReader
-from courier.errors import InvalidEvent, LedgerError
-from courier.ledger.tasks import StoredTask, TaskLedger
+from courier.errors import InvalidEvent
+from courier.ledger.task_types import UnattributedJob
 from courier.models import TaskStatus, task_order
-from monitor.attribution import Attribution, Attributor, CallSource, Source, workflow_uuid
+from monitor.attribution import Attributor, CallSource, Source, workflow_uuid
+from monitor.end_report import ReportLimits, bound_failures, bound_outputs, iter_failed_calls
 from monitor.events import EventKind, parse_event, parse_sqs_body
 from monitor.inbound import CallbackBody, Refusal, read_callback
-from monitor.report import ReportLimits, bound_failures, bound_outputs, iter_failed_calls
-from monitor.tracking import task_write
-from tests.support.monitor_fixtures import T0, FakeTags, Job, MemoryDynamoDB
+from tests.support.monitor_fixtures import T0, FakeTags, Job
 
 ROOT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 class NoPointers:
-    def get_unattributed(self, job_id: str) -> dict[str, Any] | None:
+    def get_unattributed(self, job_id: str) -> UnattributedJob | None:
         return None
 
 
@@ -208,49 +207,3 @@ def test_job_tag_reader_caches_answers_and_permanent_errors_only() -> None:
     assert reader.tags("a") == {}
     assert reader.tags("a") == {}
     assert denied.calls == 1
-
-
-class Conflicting(MemoryDynamoDB):
-    def __init__(self, conflicts: int) -> None:
-        super().__init__("t")
-        self.conflicts = conflicts
-
-    def transact_write_items(self, **kwargs: Any) -> dict[str, Any]:
-        if self.conflicts:
-            self.conflicts -= 1
-            raise ClientError(
-                {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "x"},
-                    "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
-                },  # type: ignore[typeddict-unknown-key]
-                "TransactWriteItems",
-            )
-        return super().transact_write_items(**kwargs)
-
-
-def _task() -> Any:
-    who = Attribution(ROOT, ROOT, "wf.t", -1, 1, Source.EVENT_TAGS, CallSource.TASK_ID_TAG)
-    return task_write(parse_event(Job("wf.t", ROOT).event("RUNNING")), who)
-
-
-def test_transaction_conflicts_are_retried_with_bounded_jittered_backoff() -> None:
-    sleeps: list[float] = []
-    client = Conflicting(conflicts=2)
-    client.items[("RUN#" + ROOT, "RUN")] = {
-        "pk": {"S": "RUN#" + ROOT},
-        "sk": {"S": "RUN"},
-        "status_rank": {"N": "3"},
-    }
-    ledger = TaskLedger("t", client, sleep=sleeps.append, rand=lambda: 0.5)
-    result = ledger.transition(_task(), None)
-    assert result.applied
-    assert result.write_calls == 3
-    assert sleeps == [0.01, 0.02]
-    hopeless = Conflicting(conflicts=100)
-    with pytest.raises(LedgerError):
-        TaskLedger("t", hopeless, sleep=lambda _: None, max_conflict_retries=4).transition(_task(), None)
-
-
-def test_transition_refuses_to_move_backwards() -> None:
-    with pytest.raises(ValueError, match="forward"):
-        TaskLedger("t", MemoryDynamoDB("t")).transition(_task(), StoredTask(TaskStatus.SUCCEEDED, 10**7))

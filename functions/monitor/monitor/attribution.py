@@ -23,9 +23,10 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from courier.conventions import parse_task_id, workflow_id_from_script_url
+from courier.ledger.task_types import UnattributedJob
 from courier.models import CallSource
 from monitor.events import BatchJobEvent
 from monitor.ports import JobTags
@@ -65,7 +66,7 @@ class Attribution:
 class PointerStore(Protocol):
     """Where the reconciler leaves the run of a job it tied (`attributed_to`)."""
 
-    def get_unattributed(self, job_id: str) -> dict[str, Any] | None: ...
+    def get_unattributed(self, job_id: str) -> UnattributedJob | None: ...
 
 
 def workflow_uuid(value: str | None) -> str | None:
@@ -93,16 +94,16 @@ def from_tags(tags: Mapping[str, str], job_name: str, source: Source) -> Attribu
     )
 
 
-def from_pointer(item: Mapping[str, Any]) -> Attribution | None:
-    root = item.get("attributed_to")
-    if not isinstance(root, str) or not root:
+def from_pointer(job: UnattributedJob) -> Attribution | None:
+    root = job.attributed_to
+    if not root:
         return None
     return Attribution(
         root_workflow_id=root,
-        workflow_id=str(item.get("workflow_id") or root),
-        call=str(item.get("call") or item.get("job_name") or ""),
-        shard=int(item.get("shard", UNKNOWN_SHARD)),
-        attempt=int(item.get("attempt", UNKNOWN_ATTEMPT)),
+        workflow_id=job.workflow_id or root,
+        call=job.call or job.job_name,
+        shard=job.shard,
+        attempt=job.attempt,
         source=Source.JOB_METADATA,
         call_source=CallSource.METADATA,
     )

@@ -16,29 +16,18 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from courier import clients
 from courier.errors import LedgerError
 from courier.models import RunStatus
 from courier.observability import logger, metrics, tracer
-from courier.settings import load_settings
-from monitor.adapters import CallbackService, callback_service
+from monitor.composition import CallbackService, compose_callback
 from monitor.ending import CallbackData, EndSource
 from monitor.inbound import Refusal, read_callback
-from monitor.settings import CallbackSettings
-
-SETTINGS = load_settings(CallbackSettings)
 
 
 @cache
 def default_service() -> CallbackService:
-    cromwell = clients.cromwell(
-        SETTINGS.cromwell_url, SETTINGS.cromwell_ca_bundle, max_attempts=SETTINGS.cromwell_max_attempts
-    )
-
-    def token() -> str:
-        return clients.secret_reader().require(SETTINGS.token_reference).reveal()
-
-    return callback_service(SETTINGS, clients.dynamodb(), cromwell, token)
+    """The service of this container, put together at its first invocation."""
+    return compose_callback()
 
 
 def _answer(status_code: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -20,19 +20,18 @@ from enum import StrEnum
 from typing import Any
 
 from courier.errors import CromwellError, CromwellNotFound, CromwellUnavailable
-from courier.ledger.runs import RunLedger
-from courier.ledger.tasks import RunCounts, TaskLedger
+from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
 from courier.observability import logger
-from monitor.filling import TaskFiller
-from monitor.ports import Cromwell
-from monitor.report import (
+from monitor.end_report import (
     ReportLimits,
     bound_failures,
     bound_outputs,
     bound_workflow_failures,
     iter_failed_calls,
 )
+from monitor.filling import TaskFiller
+from monitor.ports import Cromwell, RunBook, TaskBook
 
 
 class EndSource(StrEnum):
@@ -61,8 +60,8 @@ class CallbackData:
 class Ender:
     def __init__(
         self,
-        runs: RunLedger,
-        tasks: TaskLedger,
+        runs: RunBook,
+        tasks: TaskBook,
         cromwell: Cromwell,
         *,
         track_all_workflows: bool,

@@ -22,23 +22,18 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
-
-from botocore.exceptions import ClientError
+from typing import Final
 
 from courier.errors import CromwellError, InvalidEvent
-from courier.ledger import schema as s
-from courier.ledger._codec import conditional_failure, query_items, serialize, to_item
-from courier.ledger.tasks import Pointer, TaskLedger
-from courier.models import CallSource
+from courier.ledger.task_types import Pointer, UnattributedJob
 from courier.observability import logger
 from monitor.attribution import Attribution
 from monitor.events import parse_event
 from monitor.metadata_index import METADATA_KEYS, index_jobs
-from monitor.ports import Cromwell
-from monitor.tracking import Outcome, Tracker
+from monitor.ports import Cromwell, TaskBook
+from monitor.tracking import Tracker, TrackOutcome
 
-#: Parallel UpdateItem calls when many tasks are filled at once (a 10,000-shard scatter).
+#: Parallel ledger writes when many tasks are filled at once (a 10,000-shard scatter).
 FILL_WORKERS: Final = 16
 
 
@@ -55,7 +50,7 @@ class FillReport:
 class TaskFiller:
     def __init__(
         self,
-        tasks: TaskLedger,
+        tasks: TaskBook,
         cromwell: Cromwell,
         tracker: Tracker,
         *,
@@ -90,9 +85,9 @@ class TaskFiller:
             )
             return report
         index = index_jobs(metadata, workflow_id)
-        for item in waiting:
-            who = index.get(str(item.get("job_id") or ""))
-            if who is not None and self._tie(item, who, report):
+        for job in waiting:
+            who = index.get(job.job_id)
+            if who is not None and self._tie(job, who, report):
                 report.tied += 1
         todo = [(job_id, index[job_id]) for job_id in partial if job_id in index]
         if todo:
@@ -107,64 +102,26 @@ class TaskFiller:
                     report.filled = sum(pool.map(write, todo))
         return report
 
-    # -- reads ---------------------------------------------------------------------------------
-
     def partial_tasks(self, workflow_id: str) -> list[str]:
         """jobIds of the run's tasks whose call is only the job name."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.tasks.table_name,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :task)",
-            "FilterExpression": "#cs = :job_name",
-            "ProjectionExpression": "#job",
-            "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK, "#cs": "call_source", "#job": "job_id"},
-            "ExpressionAttributeValues": {
-                ":pk": serialize(s.run_pk(workflow_id)),
-                ":task": serialize(s.TASK_SK_PREFIX),
-                ":job_name": serialize(CallSource.JOB_NAME.value),
-            },
-        }
-        found = query_items(self.tasks.client, kwargs, self.max_partial)
-        return [str(item.get("job_id")) for item in found]
-
-    # -- writes --------------------------------------------------------------------------------
+        return self.tasks.job_name_tasks(workflow_id, self.max_partial)
 
     def complete(self, workflow_id: str, job_id: str, who: Attribution) -> bool:
         """Set call, shard, attempt and workflow from Cromwell's metadata on a job-name task."""
-        try:
-            self.tasks.client.update_item(
-                TableName=self.tasks.table_name,
-                Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: s.task_sk(job_id)}),
-                UpdateExpression="SET #call = :call, #shard = :shard, #attempt = :attempt, "
-                "#wf = :wf, #cs = :metadata",
-                ConditionExpression="#cs = :job_name",
-                ExpressionAttributeNames={
-                    "#call": "call",
-                    "#shard": "shard",
-                    "#attempt": "attempt",
-                    "#wf": "workflow_id",
-                    "#cs": "call_source",
-                },
-                ExpressionAttributeValues={
-                    ":call": serialize(who.call),
-                    ":shard": serialize(who.shard),
-                    ":attempt": serialize(who.attempt),
-                    ":wf": serialize(who.workflow_id),
-                    ":metadata": serialize(CallSource.METADATA.value),
-                    ":job_name": serialize(CallSource.JOB_NAME.value),
-                },
-            )
-            return True
-        except ClientError as exc:
-            if conditional_failure(exc):
-                return False
-            raise
+        return self.tasks.fill_call(
+            workflow_id,
+            job_id,
+            call=who.call,
+            shard=who.shard,
+            attempt=who.attempt,
+            sub_workflow_id=who.workflow_id,
+        )
 
-    def _tie(self, item: dict[str, Any], who: Attribution, report: FillReport) -> bool:
-        job_id = str(item.get("job_id") or "")
+    def _tie(self, job: UnattributedJob, who: Attribution, report: FillReport) -> bool:
         try:
-            event = parse_event(json.loads(str(item.get("event") or "{}")))
+            event = parse_event(json.loads(job.event_json))
         except (InvalidEvent, ValueError) as exc:
-            report.errors.append(f"job {job_id}: stored event unusable: {exc}")
+            report.errors.append(f"job {job.job_id}: stored event unusable: {exc}")
             return False
-        result = self.tracker.apply(event, who, pointer=Pointer(seen_order=int(item.get("order", 0))))
-        return result.outcome in (Outcome.RECORDED, Outcome.DUPLICATE)
+        result = self.tracker.apply(event, who, pointer=Pointer(seen_order=job.order))
+        return result.outcome in (TrackOutcome.RECORDED, TrackOutcome.DUPLICATE)

@@ -1,4 +1,5 @@
-"""Environment of the three monitor functions, each validated once at cold start."""
+"""Environment of the three monitor functions, each validated when the function is put together
+(`monitor.composition`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pydantic import Field, field_validator
 from courier.settings import BaseSettings
 
 
-class _CromwellSettings(BaseSettings):
+class CromwellSettings(BaseSettings):
     cromwell_url: str = Field(
         alias="CROMWELL_URL", pattern=r"^https?://[^\s/]+", description="Cromwell base URL"
     )
@@ -25,7 +26,7 @@ class _CromwellSettings(BaseSettings):
         return value.rstrip("/")
 
 
-class MonitorSettings(_CromwellSettings):
+class MonitorSettings(CromwellSettings):
     """MonitorFunction: Batch events from SQS."""
 
     track_all_workflows: bool = Field(default=False, alias="TRACK_ALL_WORKFLOWS")
@@ -39,7 +40,7 @@ class ReconcilerSettings(MonitorSettings):
     max_unattributed: int = Field(default=500, alias="RECONCILE_MAX_UNATTRIBUTED", ge=0, le=10_000)
 
 
-class CallbackSettings(_CromwellSettings):
+class CallbackSettings(CromwellSettings):
     """CallbackFunction: Cromwell's workflow-state callback through a function URL."""
 
     callback_token_secret: str = Field(alias="CALLBACK_TOKEN_SECRET", min_length=1)

@@ -5,7 +5,12 @@
    workflows served wholly from call cache, workflows aborted while queued, missed callbacks);
    a later non-terminal status (Running, Aborting) -> `RunLedger.advance_status`.
 2. Runs still going whose counts show RUNNABLE tasks: tasks RUNNABLE for longer than
-   STUCK_AFTER_MINUTES raise a STUCK#<jobId> outbox event, once.
+   STUCK_AFTER_MINUTES raise a STUCK outbox event, once per RUNNABLE period. A Batch retry
+   (same jobId) moves a task from RUNNING back to RUNNABLE with a new `runnable_at`, and each
+   period may alert: a task is a candidate when it was never alerted or its `stuck_alerted` mark
+   is older than its `runnable_at`; the alert (`STUCK#<jobId>`, `STUCK#<jobId>#<n>` after n Batch
+   retries) and the mark are written together, conditioned on the task still being RUNNABLE with
+   the `runnable_at` the sweep saw (`TaskLedger.raise_stuck`).
 3. Unattributed jobs (older Cromwell: no tags, no script prefix) are matched against the jobIds in
    the filtered metadata of active runs (`includeKey` jobId, shardIndex, attempt), at most
    `max_metadata_calls` runs per sweep, those whose name matches the job name first. A matched
@@ -25,16 +30,16 @@ from typing import Any
 
 from courier.conventions import job_name_for_call
 from courier.errors import CromwellError, CromwellUnavailable, InvalidEvent
-from courier.ledger.runs import ActiveRun, RunLedger
-from courier.ledger.tasks import Pointer, TaskLedger
+from courier.ledger.records import StuckPayload, TaskView, parse_time
+from courier.ledger.runs import ActiveRun
+from courier.ledger.task_types import Pointer
 from courier.models import RunStatus, TaskStatus
 from monitor.attribution import Attribution
 from monitor.ending import Ender, EndOutcome, EndSource
 from monitor.events import parse_event
 from monitor.metadata_index import METADATA_KEYS, index_jobs
-from monitor.ports import Cromwell
-from monitor.stuck import StuckAlerts
-from monitor.tracking import Outcome, Tracker
+from monitor.ports import Cromwell, RunBook, TaskBook
+from monitor.tracking import Tracker, TrackOutcome
 
 
 @dataclass(slots=True)
@@ -68,8 +73,8 @@ class SweepReport:
 class Reconciler:
     def __init__(
         self,
-        runs: RunLedger,
-        tasks: TaskLedger,
+        runs: RunBook,
+        tasks: TaskBook,
         cromwell: Cromwell,
         ender: Ender,
         tracker: Tracker,
@@ -92,7 +97,6 @@ class Reconciler:
         self.max_metadata_calls = max_metadata_calls
         self.max_unattributed = max_unattributed
         self.max_adoption_pages = max_adoption_pages
-        self.stuck = StuckAlerts(runs)
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -155,21 +159,8 @@ class Reconciler:
         if counts.counts.get(TaskStatus.RUNNABLE.value, 0) <= 0:
             return
         now = self.clock()
-        for task in self.stuck.candidates(run.workflow_id, now - self.stuck_after):
-            since = _parse_time(task.get("runnable_at"))
-            waited = int((now - since).total_seconds()) if since else None
-            payload = {
-                "job_id": task.get("job_id"),
-                "queue": task.get("queue"),
-                "call": task.get("call"),
-                "shard": task.get("shard"),
-                "attempt": task.get("attempt"),
-                "batch_attempts": task.get("batch_attempts"),
-                "status_reason": task.get("status_reason"),
-                "runnable_seconds": waited,
-                "runnable_since": task.get("runnable_at"),
-            }
-            if self.stuck.raise_stuck(run.workflow_id, task, payload):
+        for task in self.tasks.stuck_candidates(run.workflow_id, now - self.stuck_after):
+            if self.tasks.raise_stuck(run.workflow_id, task, stuck_payload(task, now)):
                 report.stuck_alerts += 1
 
     # -- 3. unattributed jobs ------------------------------------------------------------------
@@ -179,19 +170,18 @@ class Reconciler:
         if not pending:
             return
         search = _JobSearch(self.cromwell, active, self.max_metadata_calls, report)
-        for item in pending:
-            job_id = str(item.get("job_id") or "")
-            who = search.find(job_id, str(item.get("job_name") or ""))
+        for job in pending:
+            who = search.find(job.job_id, job.job_name)
             if who is None:
                 report.still_unattributed += 1
                 continue
             try:
-                event = parse_event(json.loads(str(item.get("event") or "{}")))
+                event = parse_event(json.loads(job.event_json))
             except (InvalidEvent, ValueError) as exc:
-                report.errors.append(f"job {job_id}: stored event unusable: {exc}")
+                report.errors.append(f"job {job.job_id}: stored event unusable: {exc}")
                 continue
-            result = self.tracker.apply(event, who, pointer=Pointer(seen_order=int(item.get("order", 0))))
-            if result.outcome in (Outcome.RECORDED, Outcome.DUPLICATE):
+            result = self.tracker.apply(event, who, pointer=Pointer(seen_order=job.order))
+            if result.outcome in (TrackOutcome.RECORDED, TrackOutcome.DUPLICATE):
                 report.attributed += 1
             else:
                 report.still_unattributed += 1
@@ -210,7 +200,7 @@ class Reconciler:
                     break
                 if row.id in known or row.parent_workflow_id:
                     continue
-                submitted = _parse_time(row.submission) or self.clock()
+                submitted = parse_time(row.submission) or self.clock()
                 if self.tasks.adopt_run(
                     row.id, status=RunStatus.RUNNING, workflow_name=row.name, submitted_at=submitted
                 ):
@@ -218,6 +208,22 @@ class Reconciler:
             report.cromwell_calls += max(1, -(-seen // 100))
         except CromwellError as exc:
             report.errors.append(f"adoption query: {exc}")
+
+
+def stuck_payload(task: TaskView, now: datetime) -> StuckPayload:
+    """The STUCK alert of a task RUNNABLE since `task.runnable_at`, raised at `now`."""
+    since = task.runnable_at
+    return StuckPayload(
+        job_id=task.job_id,
+        queue=task.queue,
+        call=task.call,
+        shard=task.shard,
+        attempt=task.attempt,
+        batch_attempts=task.batch_attempts,
+        status_reason=task.status_reason,
+        runnable_since=since,
+        runnable_seconds=int((now - since).total_seconds()) if since else None,
+    )
 
 
 class _JobSearch:
@@ -264,13 +270,3 @@ def _candidates(job_name: str, active: Iterable[ActiveRun]) -> list[ActiveRun]:
         prefix = job_name_for_call(run.workflow_name or "") + "_"
         (first if run.workflow_name and job_name.startswith(prefix) else rest).append(run)
     return first + rest
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -20,27 +20,29 @@ from enum import StrEnum
 from typing import Final
 
 from courier.errors import LedgerError
-from courier.ledger.runs import RunLedger
-from courier.ledger.tasks import (
+from courier.ledger import schema as s
+from courier.ledger.records import QueueBlockedPayload
+from courier.ledger.task_types import (
     Adoption,
     Pointer,
+    RunCounts,
     RunPlan,
     StoredTask,
-    TaskLedger,
     TaskWrite,
     TransitionResult,
-    run_counts_from_item,
 )
-from courier.models import NotificationKind, RunStatus, TaskStatus
+from courier.models import RunStatus, TaskStatus
 from monitor.attribution import Attribution, Attributor, from_pointer
 from monitor.events import BatchJobEvent, EventKind
-from monitor.stuck import stuck_discriminator
+from monitor.ports import RunBook, TaskBook
 
 MAX_TRIES: Final = 8
 UNKNOWN_RUN_TTL_SECONDS: Final = 60.0
 
 
-class Outcome(StrEnum):
+class TrackOutcome(StrEnum):
+    """What became of one Batch event."""
+
     RECORDED = "recorded"
     DUPLICATE = "duplicate"
     UNATTRIBUTED = "unattributed"
@@ -50,18 +52,18 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class TrackResult:
-    outcome: Outcome
+    outcome: TrackOutcome
     root_workflow_id: str | None = None
     status: TaskStatus | None = None
     alerted: bool = False
 
     @property
     def ended_a_task(self) -> bool:
-        return self.outcome is Outcome.RECORDED and self.status is not None and self.status.terminal
+        return self.outcome is TrackOutcome.RECORDED and self.status is not None and self.status.terminal
 
 
 @dataclass(slots=True)
-class RunView:
+class KnownRun:
     """What this container knows of a run. `rank` is a lower bound (ranks only grow)."""
 
     exists: bool
@@ -138,8 +140,8 @@ class Tracker:
 
     def __init__(
         self,
-        tasks: TaskLedger,
-        runs: RunLedger,
+        tasks: TaskBook,
+        runs: RunBook,
         attributor: Attributor,
         *,
         track_all_workflows: bool,
@@ -155,7 +157,7 @@ class Tracker:
         self.clock = clock
         self._monotonic = monotonic
         self._task_cache: _Lru[str, StoredTask] = _Lru(task_cache_entries)
-        self._run_cache: _Lru[str, RunView] = _Lru(run_cache_entries)
+        self._run_cache: _Lru[str, KnownRun] = _Lru(run_cache_entries)
         self._unknown_runs: _Lru[str, float] = _Lru(run_cache_entries)
         self.stats = TrackerStats()
 
@@ -169,7 +171,7 @@ class Tracker:
             result = self._keep_unattributed(event)
         else:
             result = self.apply(event, who)
-            if event.kind is EventKind.QUEUE_BLOCKED and result.outcome is not Outcome.UNTRACKED:
+            if event.kind is EventKind.QUEUE_BLOCKED and result.outcome is not TrackOutcome.UNTRACKED:
                 alerted = self._queue_blocked(event, who)
                 result = TrackResult(result.outcome, result.root_workflow_id, result.status, alerted)
         self.stats.by_outcome[result.outcome.value] = self.stats.by_outcome.get(result.outcome.value, 0) + 1
@@ -178,9 +180,9 @@ class Tracker:
     def apply(self, event: BatchJobEvent, who: Attribution, *, pointer: Pointer | None = None) -> TrackResult:
         """Write the transition of an attributed event (also used to replay unattributed jobs)."""
         root = who.root_workflow_id
-        run = self._run_view(root)
+        run = self._known_run(root)
         if run is None:
-            return TrackResult(Outcome.UNTRACKED, root, event.status)
+            return TrackResult(TrackOutcome.UNTRACKED, root, event.status)
         task = task_write(event, who)
         previous = self._stored_task(root, event.job_id)
         for _ in range(MAX_TRIES):
@@ -188,7 +190,7 @@ class Tracker:
                 self._task_cache.put(event.job_id, previous)
                 if pointer is not None:
                     self.tasks.mark_attributed(task, pointer)
-                return TrackResult(Outcome.DUPLICATE, root, event.status)
+                return TrackResult(TrackOutcome.DUPLICATE, root, event.status)
             plan = RunPlan(
                 promote_running=reached_running(event) and run.rank < RunStatus.RUNNING.rank,
                 early_failure=event.status is TaskStatus.FAILED
@@ -204,20 +206,20 @@ class Tracker:
             result = self.tasks.transition(task, previous, plan, pointer=pointer)
             if result.applied:
                 self._applied(event, root, run, plan)
-                return TrackResult(Outcome.RECORDED, root, event.status)
+                return TrackResult(TrackOutcome.RECORDED, root, event.status)
             self.stats.stale_beliefs += 1
             if result.pointer_conflict and not (result.task_conflict or result.run_conflict):
-                return TrackResult(Outcome.POINTER_MOVED, root, event.status)
+                return TrackResult(TrackOutcome.POINTER_MOVED, root, event.status)
             previous = self._after_task_conflict(result, root, event.job_id, previous)
             refreshed = self._after_run_conflict(result, root, run)
             if refreshed is None:
-                return TrackResult(Outcome.UNTRACKED, root, event.status)
+                return TrackResult(TrackOutcome.UNTRACKED, root, event.status)
             run = refreshed
         raise LedgerError(f"task {event.job_id}: no consistent transition after {MAX_TRIES} tries")
 
     # -- caches and reads ----------------------------------------------------------------------
 
-    def _run_view(self, root: str) -> RunView | None:
+    def _known_run(self, root: str) -> KnownRun | None:
         """The run as this container knows it; None when it is not tracked (and must not be)."""
         cached = self._run_cache.get(root)
         if cached is not None:
@@ -232,8 +234,8 @@ class Tracker:
             if not self.track_all:
                 self._unknown_runs.put(root, self._monotonic())
                 return None
-            return RunView(exists=False)
-        view = RunView(exists=True, rank=counts.status_rank, has_failure=counts.has_first_failure)
+            return KnownRun(exists=False)
+        view = KnownRun(exists=True, rank=counts.status_rank, has_failure=counts.has_first_failure)
         self._run_cache.put(root, view)
         return view
 
@@ -244,7 +246,7 @@ class Tracker:
         self.stats.task_reads += 1
         return self.tasks.get_task(root, job_id)
 
-    def _applied(self, event: BatchJobEvent, root: str, run: RunView, plan: RunPlan) -> None:
+    def _applied(self, event: BatchJobEvent, root: str, run: KnownRun, plan: RunPlan) -> None:
         self._task_cache.put(event.job_id, StoredTask(event.status, event.order))
         run.exists = True
         if plan.adopt is not None:
@@ -260,8 +262,8 @@ class Tracker:
     ) -> StoredTask | None:
         if not result.task_conflict:
             return believed
-        if result.task_item is not None:
-            stored = StoredTask.from_item(result.task_item)
+        if result.task_returned:
+            stored = result.stored_task
         elif believed is None:
             # Our "absent" belief was wrong but the store did not say what is there: read it.
             self.stats.task_reads += 1
@@ -271,29 +273,28 @@ class Tracker:
         self._task_cache.pop(job_id)
         return stored
 
-    def _after_run_conflict(self, result: TransitionResult, root: str, run: RunView) -> RunView | None:
+    def _after_run_conflict(self, result: TransitionResult, root: str, run: KnownRun) -> KnownRun | None:
         if result.event_conflict:
             run.has_failure = True
         if not result.run_conflict:
             return run
-        item = result.run_item
-        if item is None and run.exists:
+        stored = result.stored_run
+        if stored is None and run.exists:
             self.stats.run_reads += 1
             counts = self.tasks.run_counts(root)
             if counts.exists:
-                item = {"status_rank": counts.status_rank}
+                stored = RunCounts(status=None, status_rank=counts.status_rank)
                 run.has_failure = run.has_failure or counts.has_first_failure
-        if item is None:
+        if stored is None:
             self._run_cache.pop(root)
             if not self.track_all:
                 self._unknown_runs.put(root, self._monotonic())
                 return None
-            return RunView(exists=False)
-        counts = run_counts_from_item(item)
-        view = RunView(
+            return KnownRun(exists=False)
+        view = KnownRun(
             exists=True,
-            rank=max(run.rank if run.exists else 0, counts.status_rank),
-            has_failure=run.has_failure or counts.has_first_failure,
+            rank=max(run.rank if run.exists else 0, stored.status_rank),
+            has_failure=run.has_failure or stored.has_first_failure,
         )
         self._run_cache.put(root, view)
         return view
@@ -312,32 +313,31 @@ class Tracker:
             reason=reason,
             queue=event.queue,
         )
-        if not written and stored is not None and stored.get("attributed_to"):
+        if not written and stored is not None and stored.attributed_to:
             who = from_pointer(stored)
             if who is not None:
                 self.attributor.remember(event.job_id, who)
                 return self.apply(event, who)
-        return TrackResult(Outcome.UNATTRIBUTED, None, event.status)
+        return TrackResult(TrackOutcome.UNATTRIBUTED, None, event.status)
 
     def _queue_blocked(self, event: BatchJobEvent, who: Attribution) -> bool:
         waited = None
         if event.created_at is not None:
             waited = max(0, int((event.time - event.created_at).total_seconds()))
-        payload = {
-            "job_id": event.job_id,
-            "queue": event.queue,
-            "call": who.call,
-            "shard": who.shard,
-            "attempt": who.attempt,
-            "status_reason": event.status_reason,
-            "runnable_seconds": waited,
-            "batch_attempts": event.batch_attempts,
-            "at": event.time.isoformat(),
-        }
+        payload = QueueBlockedPayload(
+            job_id=event.job_id,
+            queue=event.queue,
+            call=who.call,
+            shard=who.shard,
+            attempt=who.attempt,
+            batch_attempts=event.batch_attempts,
+            status_reason=event.status_reason,
+            runnable_seconds=waited,
+            at=event.time,
+        )
         # One alert per job and Batch attempt: a job that blocks again after a Batch retry alerts again.
         return self.runs.put_event(
             who.root_workflow_id,
-            NotificationKind.QUEUE_BLOCKED,
             payload,
-            discriminator=stuck_discriminator(event.job_id, event.batch_attempts),
+            discriminator=s.attempt_discriminator(event.job_id, event.batch_attempts),
         )

@@ -1,8 +1,8 @@
 """Submit function: an S3 "Object Created" event for an inputs file -> one Cromwell run.
 
-Thin on purpose: parse the event, call `SubmitService.handle`, map the outcome. Settings are
-validated when the module loads (cold start); clients are built at the first invocation, or
-passed in by tests through `service=`.
+Thin on purpose: parse the event, call `SubmitService.handle`, map the outcome. The service is
+put together by `submit.composition.compose` at the first invocation (settings validated then,
+clients built), or passed in by tests and the local stack through `service=`.
 """
 
 from __future__ import annotations
@@ -13,81 +13,18 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from courier import clients
 from courier.conventions import requested_workflow_id
-from courier.cromwell import CromwellClient
 from courier.errors import CromwellUnavailable, InvalidEvent
-from courier.ledger import RunLedger
 from courier.observability import logger, metrics, tracer
-from courier.settings import load_settings
-from courier.storage import ObjectStore
-from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts
-from submit.plan import Limits
-from submit.service import SubmitOptions, SubmitService
-from submit.settings import SubmitSettings
+from submit.composition import compose
+from submit.service import SubmitService
 from submit.upload import is_inputs_file, parse_upload
-
-SETTINGS = load_settings(SubmitSettings)
-
-
-def _callback_uri(settings: SubmitSettings) -> str | None:
-    if not settings.callback_url or not settings.callback_token_secret:
-        return None
-    token = clients.secret_reader().require(_as_reference(settings.callback_token_secret))
-    separator = "&" if "?" in settings.callback_url else "?"
-    return f"{settings.callback_url}{separator}token={token.reveal()}"
-
-
-def _as_reference(secret: str) -> str:
-    return secret if secret.startswith(("ssm:", "secretsmanager:")) else f"secretsmanager:{secret}"
-
-
-def build_service(
-    settings: SubmitSettings,
-    *,
-    s3: Any,
-    dynamodb: Any,
-    cromwell: CromwellClient,
-    callback_uri: str | None,
-    **service_options: Any,
-) -> SubmitService:
-    """The service wired to its adapters. The handler's default uses the container's clients;
-    tests and the local stack pass their own (moto, a local Cromwell) and may pass `clock`,
-    `sleep` and `monotonic` through `service_options`."""
-    store = ObjectStore(s3)
-    return SubmitService(
-        folders=S3Folders(store),
-        cromwell=CromwellSubmitter(cromwell),
-        ledger=RunLedger(settings.table_name, dynamodb, retention_days=settings.retention_days),
-        receipts=S3Receipts(store),
-        objects=S3InputChecker(store),
-        limits=Limits(
-            max_file_bytes=settings.max_file_bytes,
-            max_total_bytes=10 * settings.max_file_bytes,
-            max_s3_checks=settings.max_s3_checks,
-        ),
-        options=SubmitOptions(
-            check_s3_inputs=settings.check_s3_inputs,
-            wdl_wait_seconds=settings.wdl_wait_seconds,
-            poll_seconds=settings.poll_seconds,
-            callback_uri=callback_uri,
-        ),
-        **service_options,
-    )
 
 
 @cache
 def default_service() -> SubmitService:
-    settings = SETTINGS
-    return build_service(
-        settings,
-        s3=clients.s3(),
-        dynamodb=clients.dynamodb(),
-        cromwell=clients.cromwell(
-            settings.cromwell_url, settings.cromwell_ca_bundle, max_attempts=settings.cromwell_max_attempts
-        ),
-        callback_uri=_callback_uri(settings),
-    )
+    """The service of this container, put together at its first invocation."""
+    return compose()
 
 
 @logger.inject_lambda_context(clear_state=True)

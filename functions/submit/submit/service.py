@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from courier.conventions import receipt_key, requested_workflow_id
 from courier.errors import CromwellBadRequest, CromwellUnavailable, RunRejected
+from courier.ledger.records import parse_time
 from courier.models import RunRecord, RunStatus
 from submit.folder import path_problem, shown
 from submit.plan import Limits, RunFolder, SubmissionPlan, plan_submission
@@ -61,7 +62,7 @@ class SubmitOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class SubmitOutcome:
     """What the handler reports: `Submitted`, `Rejected`, or `Duplicate` (already handled)."""
 
     status: str
@@ -101,7 +102,7 @@ class SubmitService:
 
     # -- entry points ----------------------------------------------------------------------------
 
-    def handle(self, upload: Upload) -> Outcome:
+    def handle(self, upload: Upload) -> SubmitOutcome:
         workflow_id = requested_workflow_id(upload.bucket, upload.key, upload.version_id, upload.sequencer)
         known = self.ledger.get_run(workflow_id)
         if known is not None and known.get("inputs_key"):
@@ -112,7 +113,7 @@ class SubmitService:
             return self._reject(upload, workflow_id, refused.reasons)
         return self._submit(upload, plan)
 
-    def refuse(self, bucket: str, key: str, reasons: Sequence[str], *, workflow_id: str) -> Outcome:
+    def refuse(self, bucket: str, key: str, reasons: Sequence[str], *, workflow_id: str) -> SubmitOutcome:
         """Refuse a file whose event could not be used (the handler's malformed-event path)."""
         upload = Upload(bucket, key, None, None, None, None, None)
         return self._reject(upload, workflow_id, reasons)
@@ -155,7 +156,7 @@ class SubmitService:
                 raise RunRejected([f"{upload.name}: {p}" for p in problems])
         return plan
 
-    def _submit(self, upload: Upload, plan: SubmissionPlan) -> Outcome:
+    def _submit(self, upload: Upload, plan: SubmissionPlan) -> SubmitOutcome:
         run = self._record(upload, plan.workflow_id, plan)
         try:
             status = self.cromwell.submit(plan)
@@ -187,7 +188,7 @@ class SubmitService:
             at=self.clock(),
         )
         self.receipts.write(upload.bucket, receipt_key(upload.key), receipt)
-        return Outcome(RunStatus.SUBMITTED.value, plan.workflow_id, receipt)
+        return SubmitOutcome(RunStatus.SUBMITTED.value, plan.workflow_id, receipt)
 
     def _record(
         self, upload: Upload, workflow_id: str, plan: SubmissionPlan | None, reasons: Sequence[str] = ()
@@ -208,7 +209,7 @@ class SubmitService:
 
     def _reject(
         self, upload: Upload, workflow_id: str, reasons: Sequence[str], plan: SubmissionPlan | None = None
-    ) -> Outcome:
+    ) -> SubmitOutcome:
         self.ledger.record_rejected(self._record(upload, workflow_id, plan, reasons))
         receipt = Receipt.rejected(
             workflow_id=workflow_id,
@@ -218,9 +219,9 @@ class SubmitService:
             at=self.clock(),
         )
         self.receipts.write(upload.bucket, receipt_key(upload.key), receipt)
-        return Outcome(RunStatus.REJECTED.value, workflow_id, receipt)
+        return SubmitOutcome(RunStatus.REJECTED.value, workflow_id, receipt)
 
-    def _replay_receipt(self, upload: Upload, workflow_id: str, run: dict[str, Any]) -> Outcome:
+    def _replay_receipt(self, upload: Upload, workflow_id: str, run: dict[str, Any]) -> SubmitOutcome:
         """A redelivery: the run was handled before. Write the same verdict again (the first
         invocation may have died before its receipt) and submit nothing."""
         if run.get("status") == RunStatus.REJECTED.value:
@@ -229,7 +230,7 @@ class SubmitService:
                 inputs=upload.uri,
                 run_folder=upload.folder,
                 reasons=list(run.get("reasons") or []),
-                at=_parse_time(run.get("submitted_at")) or self.clock(),
+                at=parse_time(run.get("submitted_at")) or self.clock(),
             )
         else:
             receipt = Receipt.submitted(
@@ -240,20 +241,11 @@ class SubmitService:
                 main_wdl=run.get("main_wdl"),
                 cromwell_status=RunStatus.SUBMITTED.value,
                 warnings=[],
-                at=_parse_time(run.get("submitted_at")) or self.clock(),
+                at=parse_time(run.get("submitted_at")) or self.clock(),
             )
         self.receipts.write(upload.bucket, receipt_key(upload.key), receipt)
-        return Outcome("Duplicate", workflow_id, receipt)
+        return SubmitOutcome("Duplicate", workflow_id, receipt)
 
 
 def _waiting_for_files(refused: RunRejected) -> bool:
     return bool(getattr(refused, "missing_files", False))
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -1,4 +1,4 @@
-"""Environment of the submit function, validated once at cold start."""
+"""Environment of the submit function, validated when the function is put together."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ class SubmitSettings(BaseSettings):
     callback_url: str = Field(default="", alias="CALLBACK_URL", pattern=r"^$|^https?://")
     callback_token_secret: str = Field(default="", alias="CALLBACK_TOKEN_SECRET")
     cromwell_max_attempts: int = Field(default=4, alias="CROMWELL_MAX_ATTEMPTS", ge=1, le=10)
+
+    @property
+    def token_reference(self) -> str:
+        """The callback token secret as a SecretReader reference (a bare ARN or name means
+        Secrets Manager)."""
+        secret = self.callback_token_secret
+        return secret if secret.startswith(("ssm:", "secretsmanager:")) else f"secretsmanager:{secret}"
 
     @field_validator("cromwell_url")
     @classmethod

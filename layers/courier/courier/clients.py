@@ -44,10 +44,13 @@ def secret_reader() -> SecretReader:
     return SecretReader(ssm_client=aws("ssm"), secrets_client=aws("secretsmanager"))
 
 
-def cromwell(base_url: str, ca_bundle_ref: str = "", *, max_attempts: int = 4) -> CromwellClient:
+def cromwell(
+    base_url: str, ca_bundle_ref: str = "", *, max_attempts: int = 4, secrets: SecretReader | None = None
+) -> CromwellClient:
     """A Cromwell client that verifies TLS, against the CA bundle behind `ca_bundle_ref` when one
-    is configured (Cromwell's self-signed certificate), else against the system's CAs."""
+    is configured (Cromwell's self-signed certificate, read through `secrets`, default the
+    container's reader), else against the system's CAs."""
     verify: bool | str = True
     if ca_bundle_ref:
-        verify = write_ca_bundle(secret_reader().require(ca_bundle_ref))
+        verify = write_ca_bundle((secrets or secret_reader()).require(ca_bundle_ref))
     return CromwellClient(base_url, verify=verify, max_attempts=max_attempts)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Final, Self
 
 from courier.conventions import LABEL_PROJECT, LABEL_SLACK_CHANNEL
 from courier.ledger import schema as s
-from courier.ledger._codec import iso
+from courier.ledger._codec import from_item, iso
 from courier.models import CallSource, NotificationKind, RunStatus, TaskStatus
 
 __all__ = [
@@ -36,12 +36,19 @@ __all__ = [
     "TaskSummary",
     "TaskView",
     "parse_time",
+    "plain_item",
 ]
 
 NOT_SCATTERED: Final = -1
 
 
 # -- value coercion: the only copy ------------------------------------------------------------------
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored item or a stream image, in DynamoDB's attribute-value form, as plain Python
+    values (numbers as int or float); what `RunView.from_item` and the others take."""
+    return from_item(item)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -629,9 +636,22 @@ class StuckPayload(_WaitingJob):
 
 @dataclass(frozen=True, slots=True)
 class QueueBlockedPayload(_WaitingJob):
-    """A job Batch says cannot leave RUNNABLE (a queue with no fitting compute environment)."""
+    """A job Batch says cannot leave RUNNABLE (a queue with no fitting compute environment).
+    `runnable_seconds` is the time from the job's creation to the event; `at` is the event's time."""
 
+    at: datetime | None = None
     kind: ClassVar[NotificationKind] = NotificationKind.QUEUE_BLOCKED
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        waiting = _WaitingJob.from_map(raw)
+        return cls(
+            **{name: getattr(waiting, name) for name in _WaitingJob.__dataclass_fields__},
+            at=parse_time(as_map(raw).get("at")),
+        )
+
+    def to_map(self) -> dict[str, Any]:
+        return _drop_none({**_WaitingJob.to_map(self), "at": _iso(self.at)})
 
 
 type Payload = (

@@ -20,7 +20,9 @@ from courier.ledger._codec import (
     serialize,
     to_item,
 )
-from courier.models import NotificationKind, RunRecord, RunStatus
+from courier.ledger.records import EndedPayload, Payload, RejectedPayload, SubmittedPayload
+from courier.ledger.transactions import outbox_put, put_if_absent
+from courier.models import RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -123,44 +125,15 @@ class RunLedger:
             item[s.ACTIVE_SK] = f"{iso(now)}#{run.workflow_id}"
         return item
 
-    def _event_item(
-        self,
-        workflow_id: str,
-        kind: NotificationKind,
-        discriminator: str,
-        payload: Mapping[str, Any],
-        now: datetime,
+    def _event(
+        self, workflow_id: str, payload: Payload, now: datetime, discriminator: str = ""
     ) -> dict[str, Any]:
-        return {
-            s.PK: s.run_pk(workflow_id),
-            s.SK: s.event_sk(kind.value, discriminator),
-            s.TYPE: s.ITEM_EVENT,
-            "kind": kind.value,
-            "workflow_id": workflow_id,
-            "created_at": iso(now),
-            "payload": dict(payload),
-            s.TTL_ATTR: int((now + self.retention).timestamp()),
-        }
-
-    def event_put(
-        self, workflow_id: str, kind: NotificationKind, payload: Mapping[str, Any], discriminator: str = ""
-    ) -> dict[str, Any]:
-        """The transaction item that adds an outbox event once, for a write that pairs an event
-        with a change to another item (see `put_event` for the event alone)."""
-        return self._put_if_absent(self._event_item(workflow_id, kind, discriminator, payload, self.clock()))
+        return outbox_put(
+            self.table_name, workflow_id, payload, discriminator, now=now, retention=self.retention
+        )
 
     def _transact(self, *items: dict[str, Any]) -> None:
         self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
-
-    def _put_if_absent(self, item: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": to_item(item),
-                "ConditionExpression": "attribute_not_exists(#pk)",
-                "ExpressionAttributeNames": {"#pk": s.PK},
-            }
-        }
 
     def record_submitted(self, run: RunRecord) -> bool:
         """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
@@ -170,11 +143,10 @@ class RunLedger:
         here), the source fields are filled in without touching its status or counts.
         """
         now = self.clock()
-        event = self._event_item(run.workflow_id, NotificationKind.SUBMITTED, "", {}, now)
         try:
             self._transact(
-                self._put_if_absent(self._run_item(run, RunStatus.SUBMITTED, now)),
-                self._put_if_absent(event),
+                put_if_absent(self.table_name, self._run_item(run, RunStatus.SUBMITTED, now)),
+                self._event(run.workflow_id, SubmittedPayload(), now),
             )
             return True
         except ClientError as exc:
@@ -219,11 +191,9 @@ class RunLedger:
         now = self.clock()
         item = self._run_item(run, RunStatus.REJECTED, now)
         item["reasons"] = list(run.reasons)
-        event = self._event_item(
-            run.workflow_id, NotificationKind.REJECTED, "", {"reasons": list(run.reasons)}, now
-        )
+        event = self._event(run.workflow_id, RejectedPayload(tuple(run.reasons)), now)
         try:
-            self._transact(self._put_if_absent(item), self._put_if_absent(event))
+            self._transact(put_if_absent(self.table_name, item), event)
             return True
         except ClientError as exc:
             cancelled_by_condition(exc)
@@ -297,7 +267,7 @@ class RunLedger:
             names[f"#rep{i}"] = key
             values[f":rep{i}"] = serialize(value)
             sets.append(f"#rep{i} = :rep{i}")
-        payload = {"status": status.value, "source": source}
+        payload = EndedPayload(status=status, source=source)
         try:
             self._transact(
                 {
@@ -312,29 +282,18 @@ class RunLedger:
                         "ExpressionAttributeValues": values,
                     }
                 },
-                self._put_if_absent(self._event_item(workflow_id, NotificationKind.ENDED, "", payload, now)),
+                self._event(workflow_id, payload, now),
             )
             return True
         except ClientError as exc:
             cancelled_by_condition(exc)
             return False
 
-    def put_event(
-        self,
-        workflow_id: str,
-        kind: NotificationKind,
-        payload: Mapping[str, Any],
-        discriminator: str = "",
-    ) -> bool:
+    def put_event(self, workflow_id: str, payload: Payload, discriminator: str = "") -> bool:
         """Add an outbox event once (alerts: early failure, stuck, queue blocked)."""
-        item = self._event_item(workflow_id, kind, discriminator, payload, self.clock())
+        request = self._event(workflow_id, payload, self.clock(), discriminator)["Put"]
         try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": s.PK},
-            )
+            self.client.put_item(**request)
             return True
         except ClientError as exc:
             if conditional_failure(exc):

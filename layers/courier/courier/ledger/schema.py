@@ -50,3 +50,9 @@ def unattributed_sk(job_id: str) -> str:
 
 def count_attr(status: str) -> str:
     return f"{TASK_COUNT_PREFIX}{status}"
+
+
+def attempt_discriminator(job_id: str, batch_attempts: int) -> str:
+    """The outbox discriminator of an alert about one RUNNABLE period of a job (stuck, queue
+    blocked): `<jobId>` for its first Batch attempt, `<jobId>#<n>` after n Batch retries."""
+    return job_id if batch_attempts <= 0 else f"{job_id}#{batch_attempts}"

@@ -3,8 +3,8 @@
 Thin: parse each message at the edge, hand it to the `Tracker`, report partial batch failures
 with Powertools' BatchProcessor (a failed record is retried by SQS, then parked in the DLQ).
 After the batch, runs that saw a task end and show no unfinished task get one `/status` check.
-Settings are validated at cold start; clients are built at the first invocation, or injected by
-tests through `service=`.
+The service is put together by `monitor.composition.compose_batch_events` at the first
+invocation (settings validated then, clients built), or passed in through `service=`.
 """
 
 from __future__ import annotations
@@ -18,24 +18,16 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from courier import clients
-from courier.batch import JobTagReader
 from courier.errors import InvalidEvent
 from courier.observability import logger, metrics, tracer
-from courier.settings import load_settings
-from monitor.adapters import MonitorService, monitor_service
+from monitor.composition import MonitorService, compose_batch_events
 from monitor.events import BatchJobEvent, parse_sqs_body
-from monitor.settings import MonitorSettings
-
-SETTINGS = load_settings(MonitorSettings)
 
 
 @cache
 def default_service() -> MonitorService:
-    cromwell = clients.cromwell(
-        SETTINGS.cromwell_url, SETTINGS.cromwell_ca_bundle, max_attempts=SETTINGS.cromwell_max_attempts
-    )
-    return monitor_service(SETTINGS, clients.dynamodb(), cromwell, JobTagReader(clients.aws("batch")))
+    """The service of this container, put together at its first invocation."""
+    return compose_batch_events()
 
 
 def _parsed(

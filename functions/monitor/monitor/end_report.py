@@ -1,4 +1,5 @@
-"""What a run's report needs, taken from Cromwell's filtered answers and bounded in size.
+"""What the run item keeps of a run's end (its outputs, failed calls and workflow failures), taken
+from Cromwell's filtered answers and bounded in size.
 
 The run item stores at most `max_failures` failed jobs and `max_outputs` outputs, each clipped,
 under a byte budget, with the full counts beside them; a DynamoDB item must stay under 400 KB.
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from courier.ledger.records import NOT_SCATTERED, FailureEntry, as_int, as_str
 from monitor.metadata_index import iter_call_entries
 
 TRUNCATION_MARK: Final = "…"
@@ -76,25 +78,45 @@ def iter_failed_calls(metadata: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 def bound_failures(
     calls: Sequence[Mapping[str, Any]] | Iterator[dict[str, Any]], limits: ReportLimits
 ) -> dict[str, Any]:
+    """The run item's `failures` (`FailureEntry` maps, at most `max_failures`, each clipped, under
+    a byte budget) and `failures_count` (all failed calls)."""
     kept: list[dict[str, Any]] = []
     total = used = 0
     for call in calls:
         total += 1
         if len(kept) >= limits.max_failures:
             continue
-        entry = {k: v for k, v in call.items() if v is not None and k != "messages"}
-        message = " | ".join(call.get("messages") or [])
-        if message:
-            entry["message"] = clip(message, limits.max_message_chars)
-        for key in ("stderr", "log_stream", "log_group", "call"):
-            if isinstance(entry.get(key), str):
-                entry[key] = clip(entry[key], 1_024)
+        entry = failure_entry(call, limits).to_map()
         size = len(json.dumps(entry, default=str))
         if used + size > limits.failures_budget_bytes:
             continue
         used += size
         kept.append(entry)
     return {"failures": kept, "failures_count": total}
+
+
+def failure_entry(call: Mapping[str, Any], limits: ReportLimits) -> FailureEntry:
+    """One failed call of `iter_failed_calls`, its messages joined and its texts clipped."""
+
+    def text(key: str, limit: int = 1_024) -> str | None:
+        value = call.get(key)
+        return clip(value, limit) if isinstance(value, str) else None
+
+    message = " | ".join(call.get("messages") or [])
+    shard = as_int(call.get("shard"))
+    return FailureEntry(
+        call=text("call"),
+        workflow_id=as_str(call.get("workflow_id")),
+        shard=NOT_SCATTERED if shard is None else shard,
+        attempt=as_int(call.get("attempt")),
+        job_id=as_str(call.get("job_id")),
+        return_code=as_int(call.get("return_code")),
+        status=as_str(call.get("status")),
+        message=clip(message, limits.max_message_chars) if message else None,
+        stderr=text("stderr"),
+        log_group=text("log_group"),
+        log_stream=text("log_stream"),
+    )
 
 
 def _storable(value: Any, limit: int) -> tuple[Any, bool]:

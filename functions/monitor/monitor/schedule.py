@@ -1,4 +1,6 @@
-"""ReconcilerFunction (scheduled): one sweep of `monitor.sweep.Reconciler` per invocation."""
+"""ReconcilerFunction, invoked by its schedule: one sweep of `monitor.sweep.Reconciler` per
+invocation. The reconciler is put together by `monitor.composition.compose_reconciler` at the
+first invocation, or passed in through `service=`."""
 
 from __future__ import annotations
 
@@ -8,22 +10,15 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from courier import clients
 from courier.observability import logger, metrics, tracer
-from courier.settings import load_settings
-from monitor.adapters import reconciler
-from monitor.settings import ReconcilerSettings
+from monitor.composition import compose_reconciler
 from monitor.sweep import Reconciler
-
-SETTINGS = load_settings(ReconcilerSettings)
 
 
 @cache
 def default_service() -> Reconciler:
-    cromwell = clients.cromwell(
-        SETTINGS.cromwell_url, SETTINGS.cromwell_ca_bundle, max_attempts=SETTINGS.cromwell_max_attempts
-    )
-    return reconciler(SETTINGS, clients.dynamodb(), cromwell)
+    """The reconciler of this container, put together at its first invocation."""
+    return compose_reconciler()
 
 
 @logger.inject_lambda_context(clear_state=True)
