@@ -30,6 +30,12 @@ ERRATA: tuple[str, ...] = (
     "GET /query also takes page, pageSize and newestFirst, keys are case-insensitive, "
     "status may be 'On Hold', and bad parameters answer 400",
     "POST /query reads every value as a string (page and pageSize included); status may be 'On Hold'",
+    "POST /batch answers 201 with the list, as a single submission does, not 200",
+    "logs answers 200 {id, calls}: there is no status (and no calls before a call has logs)",
+    "timing answers 200 with an HTML page, not JSON",
+    "the label filters of /query take any key:value; the pattern is Cromwell's old label rule",
+    "describe: ValueType names its type in typeName (valueType is not required), "
+    "ToolInputParameter.default is null without a default, and a bad request answers 400",
 )
 
 _STATES = ["On Hold", "Submitted", "Running", "Aborting", "Failed", "Succeeded", "Aborted"]
@@ -64,6 +70,27 @@ def _apply_errata(spec: dict[str, Any]) -> None:
     qp["status"]["enum"] = list(_STATES)
     for name in ("page", "pageSize"):
         qp[name] = {"type": ["integer", "string"], "pattern": "^[0-9]+$"}
+    batch = paths["/api/workflows/{version}/batch"]["post"]["responses"]
+    batch["201"] = batch.pop("200")
+    paths["/api/workflows/{version}/{id}/logs"]["get"]["responses"]["200"] = {
+        "description": "Successful Request",
+        "schema": {
+            "required": ["id"],
+            "properties": {"id": {"type": "string"}, "calls": {"type": "object"}},
+        },
+    }
+    paths["/api/workflows/{version}/{id}/timing"]["get"]["responses"]["200"] = {
+        "description": "An HTML page of the workflow's call timings"
+    }
+    labelled = ("label", "labelor", "excludeLabelAnd", "excludeLabelOr")
+    for param in query_get["parameters"]:
+        if param.get("name") in labelled:
+            param.pop("pattern", None)
+    for name in labelled:
+        qp.get(name, {}).pop("pattern", None)
+    defs["ValueType"]["required"] = ["typeName"]
+    defs["ToolInputParameter"]["properties"]["default"] = {"type": ["string", "null"]}
+    paths["/api/womtool/{version}/describe"]["post"]["responses"]["400"] = {"$ref": "#/responses/BadRequest"}
 
 
 @dataclass(frozen=True, slots=True)
