@@ -112,9 +112,11 @@ _TIMING_KEYS = ("start", "end", "executionStatus", "executionEvents", "subWorkfl
 
 @dataclass(frozen=True)
 class Bar:
+    """One call attempt that started; `end` is None while it runs."""
+
     name: str
     status: str
-    start: datetime | None
+    start: datetime
     end: datetime | None
 
 
@@ -133,14 +135,10 @@ def _bars(md: dict[str, Any], prefix: str = "") -> list[Bar]:
             name = (
                 prefix + fqn + (f" [{shard}]" if shard >= 0 else "") + (f" #{attempt}" if attempt > 1 else "")
             )
-            bars.append(
-                Bar(
-                    name,
-                    str(entry.get("executionStatus", "")),
-                    _moment(entry.get("start")),
-                    _moment(entry.get("end")),
-                )
-            )
+            start = _moment(entry.get("start"))
+            if start is not None:  # not started yet: no bar
+                status = str(entry.get("executionStatus", ""))
+                bars.append(Bar(name, status, start, _moment(entry.get("end"))))
             sub = entry.get("subWorkflowMetadata")
             if isinstance(sub, dict):
                 bars.extend(_bars(sub, prefix=f"{name} / "))
@@ -150,13 +148,12 @@ def _bars(md: dict[str, Any], prefix: str = "") -> list[Bar]:
 def timing_page(md: dict[str, Any], now: datetime) -> str:
     """A self-contained HTML page (no scripts, nothing fetched) with one bar per call attempt between
     its start and end, as Cromwell's timing diagram shows them; running calls end at `now`."""
-    bars = [b for b in _bars(filter_metadata(md, _TIMING_KEYS, ())) if b.start is not None]
-    first = min([b.start for b in bars if b.start] + [_moment(md.get("start")) or now])
+    bars = _bars(filter_metadata(md, _TIMING_KEYS, ()))
+    first = min([b.start for b in bars] + [_moment(md.get("start")) or now])
     last = max([b.end or now for b in bars] + [_moment(md.get("end")) or now, first])
     span = max((last - first).total_seconds(), 0.001)
     rows = []
-    for bar in sorted(bars, key=lambda b: (b.start or now, b.name)):
-        assert bar.start is not None
+    for bar in sorted(bars, key=lambda b: (b.start, b.name)):
         left = (bar.start - first).total_seconds() / span * 100
         width = max(((bar.end or now) - bar.start).total_seconds() / span * 100, 0.3)
         seconds = ((bar.end or now) - bar.start).total_seconds()
