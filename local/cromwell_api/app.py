@@ -44,6 +44,16 @@ LOCAL_VERSION = "92-courier-local"
 #: The backend Cromwell on AWS Batch names in its configuration and in call metadata.
 BACKEND_NAME = "AWSBatch"
 
+#: Where Cromwell serves its Swagger spec; a Swagger UI is pointed there.
+SPEC_ROUTE = "/swagger/cromwell.yaml"
+#: Cross-origin headers on every answer, so that a Swagger UI served from another origin (another
+#: loopback port) can call this server from a browser. A local tool: nothing secret is served.
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "accept, content-type, authorization",
+}
+
 Answer = tuple[int, Any]
 
 
@@ -160,6 +170,9 @@ class CromwellApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        served = self._swagger_support(request)
+        if served is not None:
+            return served(environ, start_response)
         operation: str | None = None
         parts: tuple[str, ...] = ()
         body: Any = None
@@ -204,11 +217,25 @@ class CromwellApp:
         else:
             response = Response(json.dumps(answer), status=status, mimetype="application/json")
         response.headers["Connection"] = "close"
+        response.headers.update(CORS)
         if drop:
             sock = environ.get("werkzeug.socket")
             if isinstance(sock, socket.socket):
                 sock.shutdown(socket.SHUT_RDWR)
         return response(environ, start_response)
+
+    def _swagger_support(self, request: Request) -> Response | None:
+        """What a Swagger UI needs beside the API: the spec where Cromwell serves it
+        (`/swagger/cromwell.yaml`), and answers to its browser's CORS preflight requests (the UI
+        runs from another origin: this server serves no UI of its own)."""
+        if request.method == "OPTIONS":
+            response = Response(status=204)
+        elif request.method == "GET" and request.path == SPEC_ROUTE:
+            response = Response(self.spec.text, mimetype="application/yaml")
+        else:
+            return None
+        response.headers.update(CORS)
+        return response
 
     @staticmethod
     def _part_names(request: Request) -> tuple[str, ...]:

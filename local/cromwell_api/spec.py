@@ -160,8 +160,9 @@ class CromwellSpec:
     """The operations of the spec, a router over their path templates, and validators."""
 
     def __init__(self, path: Path = SPEC_PATH) -> None:
-        with path.open(encoding="utf-8") as handle:
-            self.raw: dict[str, Any] = yaml.safe_load(handle)
+        #: The published spec as written (served at `/swagger/cromwell.yaml`).
+        self.text = path.read_text(encoding="utf-8")
+        self.raw: dict[str, Any] = yaml.safe_load(self.text)
         self.effective: dict[str, Any] = copy.deepcopy(self.raw)
         _apply_errata(self.effective)
         self.operations: dict[str, Operation] = {}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.cromwell_api import LOCAL_VERSION, CromwellTestServer, InMemoryBackend
+from local.cromwell_api import LOCAL_VERSION, SPEC_PATH, CromwellTestServer, InMemoryBackend
 from tests.support.cromwell_helpers import HELLO_WDL, contract_problems
 
 pytest_plugins = ["tests.support.cromwell_fixtures"]
@@ -534,3 +534,33 @@ def test_describe_needs_a_workflow(cromwell_server: CromwellTestServer) -> None:
         timeout=5,
     )
     error_body(answer, 400, "fail", "workflowSource or workflowUrl")
+
+
+# -- what a Swagger UI needs -------------------------------------------------------------------
+
+
+def test_the_spec_is_served_where_cromwell_serves_it(cromwell_server: CromwellTestServer) -> None:
+    answer = requests.get(f"{cromwell_server.url}/swagger/cromwell.yaml", timeout=5)
+    assert answer.status_code == 200
+    assert answer.content == SPEC_PATH.read_bytes()
+
+
+def test_a_swagger_ui_of_another_origin_may_call(cromwell_server: CromwellTestServer) -> None:
+    origin = {"Origin": "http://127.0.0.1:8080"}
+    preflight = requests.options(
+        api(cromwell_server, "/query"),
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+        timeout=5,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "content-type" in preflight.headers["Access-Control-Allow-Headers"]
+    answer = requests.get(api(cromwell_server, "/backends"), headers={**origin, **JSON}, timeout=5)
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    refused = requests.get(api(cromwell_server, "/nope/status"), headers=origin, timeout=5)
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
