@@ -30,11 +30,14 @@ ERRATA: tuple[str, ...] = (
     "GET /query also takes page, pageSize and newestFirst, keys are case-insensitive, "
     "status may be 'On Hold', and bad parameters answer 400",
     "POST /query reads every value as a string (page and pageSize included); status may be 'On Hold'",
-    "POST /batch answers 201 with the list, as a single submission does, not 200",
-    "logs answers 200 {id, calls}: there is no status (and no calls before a call has logs)",
-    "timing answers 200 with an HTML page, not JSON",
-    "the label filters of /query take any key:value; the pattern is Cromwell's old label rule",
-    "describe: ValueType names its type in typeName (valueType is not required), "
+    "POST /batch answers 201 with the list, not 200: CromwellApiService completes a batch with Created, "
+    "as it does one submission",
+    "logs answers 200 {id, calls}, the log paths of each call attempt: there is no status (the spec "
+    "reuses WorkflowIdAndStatus), and no calls before a call has logs",
+    "timing answers 200 with an HTML page (text/html), not JSON: Cromwell serves its timing diagram",
+    "the label filters of /query take any key:value: Cromwell checks only the lengths of label keys "
+    "and values, the pattern is its old label rule",
+    "describe: ValueType names its type in typeName (the spec requires a valueType no answer has), "
     "ToolInputParameter.default is null without a default, and a bad request answers 400",
 )
 
