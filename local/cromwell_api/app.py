@@ -319,11 +319,7 @@ class CromwellApp:
         return 200, workflow_logs(self._find(args["id"]).metadata())
 
     def _timing(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
-        def fetch(workflow_id: str) -> dict[str, Any] | None:
-            found = self.backend.find(workflow_id)
-            return None if found is None else found.metadata()
-
-        md = expand_subworkflows(self._find(args["id"]).metadata(), fetch)
+        md = expand_subworkflows(self._find(args["id"]).metadata(), self._metadata_of)
         return 200, Html(timing_page(md, datetime.now(UTC)))
 
     def _backends(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
@@ -369,12 +365,13 @@ class CromwellApp:
             md = expand_subworkflows(md, fetch)
         return 200, md
 
-    def _failed_jobs(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
-        def fetch(workflow_id: str) -> dict[str, Any] | None:
-            found = self.backend.find(workflow_id)
-            return None if found is None else found.metadata()
+    def _metadata_of(self, workflow_id: str) -> dict[str, Any] | None:
+        """A (sub-)workflow's unfiltered metadata, None when unknown."""
+        found = self.backend.find(workflow_id)
+        return None if found is None else found.metadata()
 
-        return 200, failed_jobs(self._find(args["id"]).metadata(), fetch)
+    def _failed_jobs(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        return 200, failed_jobs(self._find(args["id"]).metadata(), self._metadata_of)
 
     def _abort(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
         status = self.backend.abort(args["id"])
