@@ -194,12 +194,6 @@ def _requested_ids(raw: Mapping[str, bytes], count: int, *, batch: bool) -> list
     return list(lowered)
 
 
-def parse_submission(parts: Sequence[tuple[str, bytes]], allowed: set[str]) -> Submission:
-    """Decode and check a submit request's multipart parts, as Cromwell does."""
-    (submission,) = parse_submissions(parts, allowed, batch=False)
-    return submission
-
-
 def parse_submissions(
     parts: Sequence[tuple[str, bytes]], allowed: set[str], *, batch: bool
 ) -> list[Submission]:
