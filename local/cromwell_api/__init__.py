@@ -6,7 +6,7 @@ vendored unchanged) and Cromwell's own rules, and answers from a pluggable `Back
 """
 
 from local.cromwell_api.app import LOCAL_VERSION, CromwellApp, LoggedRequest
-from local.cromwell_api.backend import Backend, IdInUse, InMemoryBackend, Workflow
+from local.cromwell_api.backend import Backend, IdInUse, InMemoryBackend, NotOnHold, Workflow
 from local.cromwell_api.rules import Rejection, Submission
 from local.cromwell_api.server import CromwellTestServer, shared_spec
 from local.cromwell_api.spec import ERRATA, SPEC_PATH, CromwellSpec
@@ -22,6 +22,7 @@ __all__ = [
     "IdInUse",
     "InMemoryBackend",
     "LoggedRequest",
+    "NotOnHold",
     "Rejection",
     "Submission",
     "Workflow",

@@ -13,25 +13,55 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import yaml  # type: ignore[import-untyped]
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
-from local.cromwell_api.backend import Backend, IdInUse, Workflow
+from local.cromwell_api.backend import Backend, IdInUse, NotOnHold, Workflow
+from local.cromwell_api.describe import describe
 from local.cromwell_api.rules import (
     IN_USE_MESSAGE,
     Rejection,
     check_labels,
     check_workflow_id,
-    parse_submission,
+    parse_submissions,
 )
 from local.cromwell_api.spec import CromwellSpec, Operation, RequestParts
-from local.cromwell_api.views import expand_subworkflows, failed_jobs, filter_metadata, parse_query, run_query
+from local.cromwell_api.views import (
+    expand_subworkflows,
+    failed_jobs,
+    filter_metadata,
+    parse_query,
+    run_query,
+    timing_page,
+    workflow_logs,
+)
 
 LOCAL_VERSION = "92-courier-local"
+#: The backend Cromwell on AWS Batch names in its configuration and in call metadata.
+BACKEND_NAME = "AWSBatch"
+
+#: Where Cromwell serves its Swagger spec; a Swagger UI is pointed there.
+SPEC_ROUTE = "/swagger/cromwell.yaml"
+#: Cross-origin headers on every answer, so that a Swagger UI served from another origin (another
+#: loopback port) can call this server from a browser. A local tool: nothing secret is served.
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "accept, content-type, authorization",
+}
 
 Answer = tuple[int, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Html:
+    """An answer that is an HTML page rather than JSON (the timing diagram)."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +113,10 @@ class Faults:
             self._faults.clear()
 
 
-def _fail(status: int, message: str, errors: Iterable[str] = ()) -> Answer:
-    body: dict[str, Any] = {"status": "fail" if status < 500 else "error", "message": message}
+def _fail(status: int, message: str, errors: Iterable[str] = (), *, kind: str | None = None) -> Answer:
+    """Cromwell's error body. `kind` is "fail" or "error"; by default "fail" below 500: Cromwell
+    answers some 4xx with "error" (abort's 404, releaseHold's 403), and says so where it does."""
+    body: dict[str, Any] = {"status": kind or ("fail" if status < 500 else "error"), "message": message}
     errors = list(errors)
     if errors:
         body["errors"] = errors
@@ -111,6 +143,12 @@ class CromwellApp:
         self.stopping = threading.Event()
         self._handlers: dict[str, Callable[[Request, Operation, dict[str, str], Any], Answer]] = {
             "submit": self._submit,
+            "submitBatch": self._submit_batch,
+            "releaseHold": self._release_hold,
+            "logs": self._logs,
+            "timing": self._timing,
+            "backends": self._backends,
+            "describe": self._describe,
             "status": self._status,
             "outputs": self._outputs,
             "metadata": self._metadata,
@@ -132,6 +170,9 @@ class CromwellApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        served = self._swagger_support(request)
+        if served is not None:
+            return served(environ, start_response)
         operation: str | None = None
         parts: tuple[str, ...] = ()
         body: Any = None
@@ -171,13 +212,30 @@ class CromwellApp:
                     injected=injected,
                 )
             )
-        response = Response(json.dumps(answer), status=status, mimetype="application/json")
+        if isinstance(answer, Html):
+            response = Response(answer.text, status=status, mimetype="text/html")
+        else:
+            response = Response(json.dumps(answer), status=status, mimetype="application/json")
         response.headers["Connection"] = "close"
+        response.headers.update(CORS)
         if drop:
             sock = environ.get("werkzeug.socket")
             if isinstance(sock, socket.socket):
                 sock.shutdown(socket.SHUT_RDWR)
         return response(environ, start_response)
+
+    def _swagger_support(self, request: Request) -> Response | None:
+        """What a Swagger UI needs beside the API: the spec where Cromwell serves it
+        (`/swagger/cromwell.yaml`), and answers to its browser's CORS preflight requests (the UI
+        runs from another origin: this server serves no UI of its own)."""
+        if request.method == "OPTIONS":
+            response = Response(status=204)
+        elif request.method == "GET" and request.path == SPEC_ROUTE:
+            response = Response(self.spec.text, mimetype="application/yaml")
+        else:
+            return None
+        response.headers.update(CORS)
+        return response
 
     @staticmethod
     def _part_names(request: Request) -> tuple[str, ...]:
@@ -223,15 +281,62 @@ class CromwellApp:
 
     # -- operations --------------------------------------------------------------------------
 
-    def _submit(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+    @staticmethod
+    def _raw_parts(request: Request) -> list[tuple[str, bytes]]:
         raw: list[tuple[str, bytes]] = [(n, v.encode("utf-8")) for n, v in request.form.items(multi=True)]
         raw += [(n, f.read()) for n, f in request.files.items(multi=True)]
-        submission = parse_submission(raw, self.spec.form_part_names(op))
+        return raw
+
+    def _submit(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        (submission,) = parse_submissions(
+            self._raw_parts(request), self.spec.form_part_names(op), batch=False
+        )
         try:
             workflow = self.backend.create(submission)
         except IdInUse as taken:
             return _fail(400, f"{IN_USE_MESSAGE}: {taken}")
         return 201, {"id": workflow.id, "status": workflow.status}
+
+    def _submit_batch(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        submissions = parse_submissions(self._raw_parts(request), self.spec.form_part_names(op), batch=True)
+        try:
+            workflows = self.backend.create_batch(submissions)
+        except IdInUse as taken:
+            return _fail(400, f"{IN_USE_MESSAGE}: {taken}")
+        # Cromwell answers a batch 201, as it answers one submission (see spec.ERRATA).
+        return 201, [{"id": w.id, "status": w.status} for w in workflows]
+
+    def _release_hold(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        try:
+            workflow = self.backend.release_hold(args["id"])
+        except NotOnHold as refused:
+            return _fail(403, str(refused), kind="error")
+        if workflow is None:
+            return _unknown(args["id"])
+        return 200, {"id": workflow.id, "status": "Submitted"}
+
+    def _logs(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        return 200, workflow_logs(self._find(args["id"]).metadata())
+
+    def _timing(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        md = expand_subworkflows(self._find(args["id"]).metadata(), self._metadata_of)
+        return 200, Html(timing_page(md, datetime.now(UTC)))
+
+    def _backends(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        return 200, {"supportedBackends": [BACKEND_NAME], "defaultBackend": BACKEND_NAME}
+
+    def _describe(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        parts = dict(self._raw_parts(request))
+        text = {name: data.decode("utf-8", errors="replace") for name, data in parts.items()}
+        inputs = None
+        if "workflowInputs" in text:
+            try:
+                inputs = yaml.safe_load(text["workflowInputs"])  # JSON is YAML
+            except yaml.YAMLError:
+                raise Rejection("Invalid workflowInputs: not a valid JSON or YAML object") from None
+            if not isinstance(inputs, dict):
+                raise Rejection("Invalid workflowInputs: must be a JSON object")
+        return 200, describe(text.get("workflowSource"), text.get("workflowUrl"), inputs)
 
     def _find(self, workflow_id: str) -> Workflow:
         workflow = self.backend.find(workflow_id)
@@ -260,17 +365,20 @@ class CromwellApp:
             md = expand_subworkflows(md, fetch)
         return 200, md
 
-    def _failed_jobs(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
-        def fetch(workflow_id: str) -> dict[str, Any] | None:
-            found = self.backend.find(workflow_id)
-            return None if found is None else found.metadata()
+    def _metadata_of(self, workflow_id: str) -> dict[str, Any] | None:
+        """A (sub-)workflow's unfiltered metadata, None when unknown."""
+        found = self.backend.find(workflow_id)
+        return None if found is None else found.metadata()
 
-        return 200, failed_jobs(self._find(args["id"]).metadata(), fetch)
+    def _failed_jobs(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
+        return 200, failed_jobs(self._find(args["id"]).metadata(), self._metadata_of)
 
     def _abort(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:
         status = self.backend.abort(args["id"])
         if status is None:
-            return _fail(404, f"Couldn't abort {args['id']} because no workflow with that ID is in progress")
+            # Cromwell answers this 404 with "error", not "fail".
+            message = f"Couldn't abort {args['id']} because no workflow with that ID is in progress"
+            return _fail(404, message, kind="error")
         return 200, {"id": args["id"].lower(), "status": status}
 
     def _labels(self, request: Request, op: Operation, args: dict[str, str], body: Any) -> Answer:

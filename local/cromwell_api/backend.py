@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -23,6 +23,16 @@ CALL_TERMINAL = frozenset({"Done", "Failed", "Aborted", "Bypassed", "Unstartable
 
 class IdInUse(Exception):
     """The requested workflow id is taken."""
+
+
+class NotOnHold(Exception):
+    """Only a workflow On Hold can be released."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            f"Couldn't change status of workflow {workflow_id} to 'Submitted' because the workflow is not "
+            "in 'On Hold' state"
+        )
 
 
 def iso(moment: datetime) -> str:
@@ -71,6 +81,12 @@ class Workflow:
         if status in TERMINAL:
             self.end = self.end or at
 
+    def release(self, at: datetime) -> None:
+        """Move from On Hold to Submitted; raise NotOnHold from any other status."""
+        if self.status != "On Hold":
+            raise NotOnHold(self.id)
+        self.move("Submitted", at)
+
     def all_labels(self) -> dict[str, str]:
         return {"cromwell-workflow-id": f"cromwell-{self.id}", **self.labels}
 
@@ -117,8 +133,16 @@ class Backend(Protocol):
         """Accept a submission. Raise IdInUse when its requested id exists."""
         ...
 
+    def create_batch(self, submissions: Sequence[Submission]) -> list[Workflow]:
+        """Accept several submissions, all or none. Raise IdInUse when a requested id exists."""
+        ...
+
     def find(self, workflow_id: str) -> Workflow | None:
         """A workflow by id; None when unknown or not visible yet."""
+        ...
+
+    def release_hold(self, workflow_id: str) -> Workflow | None:
+        """Move an On Hold workflow to Submitted (it starts); None when unknown. Raise NotOnHold."""
         ...
 
     def abort(self, workflow_id: str) -> str | None:
@@ -160,14 +184,26 @@ class InMemoryBackend:
     # -- Backend -----------------------------------------------------------------------------
 
     def create(self, submission: Submission) -> Workflow:
+        (workflow,) = self.create_batch([submission])
+        return workflow
+
+    def create_batch(self, submissions: Sequence[Submission]) -> list[Workflow]:
         with self._lock:
-            workflow = Workflow.submitted_as(submission, self._now())
-            wid = workflow.id
-            if wid in self._workflows:
-                raise IdInUse(wid)
-            self._workflows[wid] = workflow
-            self._created_at[wid] = self._clock()
-            self.submissions.append(submission)
+            workflows = [Workflow.submitted_as(s, self._now()) for s in submissions]
+            taken = [w.id for w in workflows if w.id in self._workflows]
+            if taken:
+                raise IdInUse(", ".join(taken))
+            for workflow, submission in zip(workflows, submissions, strict=True):
+                self._workflows[workflow.id] = workflow
+                self._created_at[workflow.id] = self._clock()
+                self.submissions.append(submission)
+            return workflows
+
+    def release_hold(self, workflow_id: str) -> Workflow | None:
+        with self._lock:
+            workflow = self.find(workflow_id)
+            if workflow is not None:
+                workflow.release(self._now())
             return workflow
 
     def find(self, workflow_id: str) -> Workflow | None:

@@ -132,8 +132,73 @@ def _unzip(data: bytes) -> dict[str, bytes]:
         raise Rejection("Invalid workflowDependencies: not a valid zip file") from exc
 
 
-def parse_submission(parts: Sequence[tuple[str, bytes]], allowed: set[str]) -> Submission:
-    """Decode and check a submit request's multipart parts, as Cromwell does."""
+def _input_sets(raw: Mapping[str, bytes], *, batch: bool) -> list[tuple[dict[str, Any], str]]:
+    """The inputs of each workflow, `workflowInputs_N` merged over `workflowInputs` (higher N wins),
+    with the `workflowInputs` text each came from. `workflowInputs` may be a JSON array: one
+    workflow per element (the batch route; the single route takes an array of one)."""
+    base: list[tuple[dict[str, Any], str]] = [({}, "{}")]
+    if "workflowInputs" in raw:
+        text = _text("workflowInputs", raw["workflowInputs"])
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            try:
+                parsed = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise Rejection("Invalid workflowInputs: not a valid JSON or YAML object") from None
+        elements = parsed if isinstance(parsed, list) else [parsed]
+        for element in elements:
+            if not isinstance(element, dict):
+                kind = type(element).__name__
+                raise Rejection(f"Invalid workflowInputs: must be a JSON object, got {kind}")
+        if not elements:
+            raise Rejection("No inputs were provided")
+        base = [(element, json.dumps(element) if isinstance(parsed, list) else text) for element in elements]
+    elif batch:
+        raise Rejection("No inputs were provided")
+    if len(base) > 1 and not batch:
+        raise Rejection("To submit more than one workflow at a time, use the batch endpoint.")
+    extra = sorted((n for n in raw if _INPUTS_N.match(n)), key=lambda n: int(n.rsplit("_", 1)[1]))
+    merged: dict[str, Any] = {}
+    for name in extra:
+        merged.update(_json_object(name, _text(name, raw[name])))
+    return [({**inputs, **merged}, text) for inputs, text in base]
+
+
+def _requested_ids(raw: Mapping[str, bytes], count: int, *, batch: bool) -> list[str | None]:
+    """The requested workflow ids: one UUID (single route) or a JSON list of as many UUIDs as there
+    are input sets (batch route)."""
+    if "requestedWorkflowId" not in raw:
+        return [None] * count
+    text = _text("requestedWorkflowId", raw["requestedWorkflowId"]).strip()
+    if not batch:
+        if not is_uuid(text):
+            raise Rejection(f"Invalid requestedWorkflowId: '{text}' is not a UUID")
+        return [text.lower()]
+    try:
+        ids = json.loads(text)
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise Rejection("Invalid requestedWorkflowId: must be a JSON list of UUID strings")
+    bad = [i for i in ids if not is_uuid(i)]
+    if bad:
+        raise Rejection(f"Invalid requestedWorkflowId: {', '.join(repr(b) for b in bad)} not a UUID")
+    if len(ids) != count:
+        raise Rejection(
+            f"Invalid requestedWorkflowId: {len(ids)} ids for {count} sets of inputs; give one id per set"
+        )
+    lowered = [i.lower() for i in ids]
+    if len(set(lowered)) != len(lowered):
+        raise Rejection("Invalid requestedWorkflowId: the same id is requested twice")
+    return list(lowered)
+
+
+def parse_submissions(
+    parts: Sequence[tuple[str, bytes]], allowed: set[str], *, batch: bool
+) -> list[Submission]:
+    """Decode and check the multipart parts of a submit (one workflow) or of a batch submit (one
+    workflow per element of the `workflowInputs` array, the other parts shared), as Cromwell does."""
     names = tuple(name for name, _ in parts)
     for name in names:
         if name not in allowed and not _INPUTS_N.match(name):
@@ -151,16 +216,9 @@ def parse_submission(parts: Sequence[tuple[str, bytes]], allowed: set[str]) -> S
         if split.scheme not in ("http", "https") or not split.netloc:
             raise Rejection(f"Error while validating workflow url: {url} is not an http or https URL")
 
-    raw_inputs: dict[str, str] = {}
-    inputs: dict[str, Any] = {}
-    ordered = sorted(
-        (n for n in raw if n == "workflowInputs" or _INPUTS_N.match(n)),
-        key=lambda n: 1 if n == "workflowInputs" else int(n.rsplit("_", 1)[1]),
-    )
-    for name in ordered:
-        text = _text(name, raw[name])
-        raw_inputs[name] = text
-        inputs.update(_json_object(name, text, yaml_ok=name == "workflowInputs"))
+    input_sets = _input_sets(raw, batch=batch)
+    requested = _requested_ids(raw, len(input_sets), batch=batch)
+    extra_inputs = {n: _text(n, raw[n]) for n in raw if _INPUTS_N.match(n)}
 
     options = (
         _json_object("workflowOptions", _text("workflowOptions", raw["workflowOptions"]))
@@ -168,14 +226,6 @@ def parse_submission(parts: Sequence[tuple[str, bytes]], allowed: set[str]) -> S
         else None
     )
     labels = check_labels(_json_object("labels", _text("labels", raw["labels"]))) if "labels" in raw else {}
-
-    requested = (
-        _text("requestedWorkflowId", raw["requestedWorkflowId"]).strip()
-        if ("requestedWorkflowId" in raw)
-        else None
-    )
-    if requested is not None and not is_uuid(requested):
-        raise Rejection(f"Invalid requestedWorkflowId: '{requested}' is not a UUID")
 
     on_hold = False
     if "workflowOnHold" in raw:
@@ -189,18 +239,21 @@ def parse_submission(parts: Sequence[tuple[str, bytes]], allowed: set[str]) -> S
     wf_version = (
         _text("workflowTypeVersion", raw["workflowTypeVersion"]) if "workflowTypeVersion" in raw else None
     )
-    return Submission(
-        part_names=names,
-        workflow_source=source,
-        workflow_url=url,
-        inputs=inputs,
-        raw_inputs=raw_inputs,
-        options=options,
-        labels=labels,
-        workflow_type=wf_type,
-        workflow_type_version=wf_version,
-        on_hold=on_hold,
-        requested_workflow_id=requested.lower() if requested else None,
-        dependencies=deps,
-        raw_parts=raw,
-    )
+    return [
+        Submission(
+            part_names=names,
+            workflow_source=source,
+            workflow_url=url,
+            inputs=inputs,
+            raw_inputs={"workflowInputs": text, **extra_inputs} if "workflowInputs" in raw else extra_inputs,
+            options=options,
+            labels=dict(labels),
+            workflow_type=wf_type,
+            workflow_type_version=wf_version,
+            on_hold=on_hold,
+            requested_workflow_id=workflow_id,
+            dependencies=deps,
+            raw_parts=raw,
+        )
+        for (inputs, text), workflow_id in zip(input_sets, requested, strict=True)
+    ]

@@ -30,6 +30,15 @@ ERRATA: tuple[str, ...] = (
     "GET /query also takes page, pageSize and newestFirst, keys are case-insensitive, "
     "status may be 'On Hold', and bad parameters answer 400",
     "POST /query reads every value as a string (page and pageSize included); status may be 'On Hold'",
+    "POST /batch answers 201 with the list, not 200: CromwellApiService completes a batch with Created, "
+    "as it does one submission",
+    "logs answers 200 {id, calls}, the log paths of each call attempt: there is no status (the spec "
+    "reuses WorkflowIdAndStatus), and no calls before a call has logs",
+    "timing answers 200 with an HTML page (text/html), not JSON: Cromwell serves its timing diagram",
+    "the label filters of /query take any key:value: Cromwell checks only the lengths of label keys "
+    "and values, the pattern is its old label rule",
+    "describe: ValueType names its type in typeName (the spec requires a valueType no answer has), "
+    "ToolInputParameter.default is null without a default, and a bad request answers 400",
 )
 
 _STATES = ["On Hold", "Submitted", "Running", "Aborting", "Failed", "Succeeded", "Aborted"]
@@ -64,6 +73,27 @@ def _apply_errata(spec: dict[str, Any]) -> None:
     qp["status"]["enum"] = list(_STATES)
     for name in ("page", "pageSize"):
         qp[name] = {"type": ["integer", "string"], "pattern": "^[0-9]+$"}
+    batch = paths["/api/workflows/{version}/batch"]["post"]["responses"]
+    batch["201"] = batch.pop("200")
+    paths["/api/workflows/{version}/{id}/logs"]["get"]["responses"]["200"] = {
+        "description": "Successful Request",
+        "schema": {
+            "required": ["id"],
+            "properties": {"id": {"type": "string"}, "calls": {"type": "object"}},
+        },
+    }
+    paths["/api/workflows/{version}/{id}/timing"]["get"]["responses"]["200"] = {
+        "description": "An HTML page of the workflow's call timings"
+    }
+    labelled = ("label", "labelor", "excludeLabelAnd", "excludeLabelOr")
+    for param in query_get["parameters"]:
+        if param.get("name") in labelled:
+            param.pop("pattern", None)
+    for name in labelled:
+        qp.get(name, {}).pop("pattern", None)
+    defs["ValueType"]["required"] = ["typeName"]
+    defs["ToolInputParameter"]["properties"]["default"] = {"type": ["string", "null"]}
+    paths["/api/womtool/{version}/describe"]["post"]["responses"]["400"] = {"$ref": "#/responses/BadRequest"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +163,9 @@ class CromwellSpec:
     """The operations of the spec, a router over their path templates, and validators."""
 
     def __init__(self, path: Path = SPEC_PATH) -> None:
-        with path.open(encoding="utf-8") as handle:
-            self.raw: dict[str, Any] = yaml.safe_load(handle)
+        #: The published spec as written (served at `/swagger/cromwell.yaml`).
+        self.text = path.read_text(encoding="utf-8")
+        self.raw: dict[str, Any] = yaml.safe_load(self.text)
         self.effective: dict[str, Any] = copy.deepcopy(self.raw)
         _apply_errata(self.effective)
         self.operations: dict[str, Operation] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,9 +21,13 @@ def _keeps(key: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     return not include or any(key.startswith(prefix) for prefix in include)
 
 
+_ALWAYS = ("shardIndex", "attempt")
+
+
 def filter_metadata(md: dict[str, Any], include: Sequence[str], exclude: Sequence[str]) -> dict[str, Any]:
     """Cromwell's includeKey/excludeKey: prefix matches at the root and inside each call entry.
-    `id` is always kept; `excludeKey=calls` drops the calls; `includeKey=calls` keeps them whole."""
+    `id` is always kept, and `shardIndex` and `attempt` in each call entry listed; `excludeKey=calls`
+    drops the calls; `includeKey=calls` keeps them whole."""
     out: dict[str, Any] = {}
     for key, value in md.items():
         if key == "id":
@@ -33,11 +38,11 @@ def filter_metadata(md: dict[str, Any], include: Sequence[str], exclude: Sequenc
             whole = any(key.startswith(prefix) for prefix in include)
             calls: dict[str, list[dict[str, Any]]] = {}
             for fqn, entries in value.items():
-                kept = [
-                    {k: v for k, v in entry.items() if _keeps(k, () if whole else include, exclude)}
-                    for entry in entries
-                ]
-                kept = [entry for entry in kept if entry]
+                kept = []
+                for entry in entries:
+                    matched = {k: v for k, v in entry.items() if _keeps(k, () if whole else include, exclude)}
+                    if matched:  # Cromwell names the shard and attempt of every call entry it lists
+                        kept.append({**matched, **{k: entry[k] for k in _ALWAYS if k in entry}})
                 if kept:
                     calls[fqn] = kept
             if calls or whole or not include:
@@ -82,6 +87,95 @@ def failed_jobs(md: dict[str, Any], fetch: Callable[[str], dict[str, Any] | None
         "status": md.get("status"),
         "calls": calls,
     }
+
+
+_LOG_KEYS = ("stdout", "stderr", "backendLogs")
+
+
+def workflow_logs(md: dict[str, Any]) -> dict[str, Any]:
+    """Cromwell's /logs: the log paths of each call attempt of this workflow (not of its
+    sub-workflows), with `shardIndex` and `attempt`; no `calls` when no call has logs yet."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+    for fqn, entries in (md.get("calls") or {}).items():
+        for entry in entries:
+            logs = {k: entry[k] for k in _LOG_KEYS if k in entry}
+            if logs:
+                logs.update(shardIndex=entry.get("shardIndex", -1), attempt=entry.get("attempt", 1))
+                calls.setdefault(fqn, []).append(logs)
+    return {"id": md["id"], "calls": calls} if calls else {"id": md["id"]}
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+_TIMING_KEYS = ("start", "end", "executionStatus", "executionEvents", "subWorkflowMetadata", "status")
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One call attempt that started; `end` is None while it runs."""
+
+    name: str
+    status: str
+    start: datetime
+    end: datetime | None
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def _bars(md: dict[str, Any], prefix: str = "") -> list[Bar]:
+    bars: list[Bar] = []
+    for fqn, entries in (md.get("calls") or {}).items():
+        for entry in entries:
+            shard, attempt = entry.get("shardIndex", -1), entry.get("attempt", 1)
+            name = (
+                prefix + fqn + (f" [{shard}]" if shard >= 0 else "") + (f" #{attempt}" if attempt > 1 else "")
+            )
+            start = _moment(entry.get("start"))
+            if start is not None:  # not started yet: no bar
+                status = str(entry.get("executionStatus", ""))
+                bars.append(Bar(name, status, start, _moment(entry.get("end"))))
+            sub = entry.get("subWorkflowMetadata")
+            if isinstance(sub, dict):
+                bars.extend(_bars(sub, prefix=f"{name} / "))
+    return bars
+
+
+def timing_page(md: dict[str, Any], now: datetime) -> str:
+    """A self-contained HTML page (no scripts, nothing fetched) with one bar per call attempt between
+    its start and end, as Cromwell's timing diagram shows them; running calls end at `now`."""
+    bars = _bars(filter_metadata(md, _TIMING_KEYS, ()))
+    first = min([b.start for b in bars] + [_moment(md.get("start")) or now])
+    last = max([b.end or now for b in bars] + [_moment(md.get("end")) or now, first])
+    span = max((last - first).total_seconds(), 0.001)
+    rows = []
+    for bar in sorted(bars, key=lambda b: (b.start, b.name)):
+        left = (bar.start - first).total_seconds() / span * 100
+        width = max(((bar.end or now) - bar.start).total_seconds() / span * 100, 0.3)
+        seconds = ((bar.end or now) - bar.start).total_seconds()
+        rows.append(
+            f"<tr><td>{html.escape(bar.name)}</td><td>{html.escape(bar.status)}</td><td>{seconds:.1f} s</td>"
+            f'<td class="lane"><div class="bar {html.escape(bar.status.lower())}" '
+            f'style="margin-left:{left:.2f}%;width:{width:.2f}%"></div></td></tr>'
+        )
+    title = f"{md.get('workflowName', 'workflow')} {md['id']} ({md.get('status', '')})"
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Timing: '
+        + html.escape(title)
+        + "</title><style>body{font-family:sans-serif}table{width:100%;border-collapse:collapse}"
+        "td{padding:2px 6px;border-bottom:1px solid #eee;white-space:nowrap}td.lane{width:60%}"
+        ".bar{height:12px;background:#4a90d9}.bar.done{background:#5cb85c}.bar.failed{background:#d9534f}"
+        ".bar.aborted,.bar.retryablefailure{background:#f0ad4e}</style></head><body><h1>"
+        + html.escape(title)
+        + f"</h1><p>{len(rows)} call attempts, {span:.1f} s from first start to last end.</p>"
+        + "<table><tr><th>call</th><th>status</th><th>time</th><th></th></tr>"
+        + "".join(rows)
+        + "</table></body></html>\n"
+    )
 
 
 # -- query -------------------------------------------------------------------------------------
@@ -168,9 +262,17 @@ def parse_query(pairs: Iterable[tuple[str, str]]) -> Query:
     ]
     if problems:
         raise Rejection("Invalid query parameters", problems)
-    for key in ("start", "end", "submission"):
-        if (moment := query.one(key)) is not None:
-            _when(key, moment)
+    moments = {k: _when(k, v) for k in ("start", "end", "submission") if (v := query.one(k)) is not None}
+    if "start" in moments and "end" in moments and moments["start"] > moments["end"]:
+        raise Rejection(
+            f"Specified start date is after specified end date: start: {query.one('start')}, "
+            f"end: {query.one('end')}"
+        )
+    if "submission" in moments and "start" in moments and moments["submission"] > moments["start"]:
+        raise Rejection(
+            f"Specified submission date is after specified start date: submission: "
+            f"{query.one('submission')}, start: {query.one('start')}"
+        )
     for key in ("page", "pageSize"):
         if (number := query.one(key)) is not None:
             _positive(key, number)

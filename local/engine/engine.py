@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,16 @@ from typing import Any
 
 import requests
 
-from local.cromwell_api.backend import TERMINAL, IdInUse, Workflow, call_root, call_stem, failure, iso
+from local.cromwell_api.backend import (
+    TERMINAL,
+    IdInUse,
+    NotOnHold,
+    Workflow,
+    call_root,
+    call_stem,
+    failure,
+    iso,
+)
 from local.cromwell_api.rules import Submission
 from local.engine.batch import ABORT_REASON, DEFAULT_IMAGE, EXIT_REASON, LOG_GROUP, BatchJob, task_id_tag
 
@@ -117,20 +126,41 @@ class LocalEngine:
     # -- Backend -----------------------------------------------------------------------------
 
     def create(self, submission: Submission) -> Workflow:
+        (workflow,) = self.create_batch([submission])
+        return workflow
+
+    def create_batch(self, submissions: Sequence[Submission]) -> list[Workflow]:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the local engine is closed")
-            workflow = Workflow.submitted_as(submission, _now())
-            wid = workflow.id
-            if wid in self._workflows:
-                raise IdInUse(wid)
-            self._workflows[wid] = workflow
-            run = _Run(root=workflow, submission=submission, dir=self.config.work_dir / wid)
-            self._runs[wid] = run
-            if not submission.on_hold:
-                run.thread = threading.Thread(target=self._supervise, args=(run,), name=f"engine-{wid[:8]}")
-                run.thread.start()
+            workflows = [Workflow.submitted_as(s, _now()) for s in submissions]
+            taken = [w.id for w in workflows if w.id in self._workflows]
+            if taken:
+                raise IdInUse(", ".join(taken))
+            for workflow, submission in zip(workflows, submissions, strict=True):
+                self._workflows[workflow.id] = workflow
+                run = _Run(root=workflow, submission=submission, dir=self.config.work_dir / workflow.id)
+                self._runs[workflow.id] = run
+                if not submission.on_hold:
+                    self._start(run)
+            return [self._snapshot(w) for w in workflows]
+
+    def release_hold(self, workflow_id: str) -> Workflow | None:
+        with self._lock:
+            workflow = self._workflows.get(workflow_id.lower())
+            if workflow is None:
+                return None
+            run = self._runs.get(workflow.id)
+            if run is None:  # a sub-workflow: never On Hold
+                raise NotOnHold(workflow.id)
+            workflow.release(_now())
+            self._start(run)
             return self._snapshot(workflow)
+
+    def _start(self, run: _Run) -> None:
+        """Start the run's supervising thread. Holds the lock."""
+        run.thread = threading.Thread(target=self._supervise, args=(run,), name=f"engine-{run.root.id[:8]}")
+        run.thread.start()
 
     def find(self, workflow_id: str) -> Workflow | None:
         with self._lock:

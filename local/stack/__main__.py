@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         callback = next((spec.url for spec in stack.provisioned.functions.values() if spec.url), "")
         print(f"  AWS_ENDPOINT_URL={stack.moto_url}")
         print(f"  CROMWELL_URL={stack.cromwell_url}")
+        print(f"  Swagger spec    {stack.cromwell_url}/swagger/cromwell.yaml   (see local/README.md)")
         print(f"  callback function URL {callback}")
         print(
             f"  runs bucket     s3://{stack.runs_bucket}"

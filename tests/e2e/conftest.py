@@ -139,9 +139,15 @@ class Observer:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
+def stack_options() -> LocalStackOptions:
+    """The options of the module's stack; a module overrides this fixture to change them."""
+    return LocalStackOptions(step_seconds=0.0)
+
+
+@pytest.fixture(scope="module")
+def stack(stack_options: LocalStackOptions) -> Iterator[LocalStack]:
     """One local stack for the module; each test drops its runs under a prefix of its own."""
-    with LocalStack(LocalStackOptions(step_seconds=0.0)) as running:
+    with LocalStack(stack_options) as running:
         yield running
 
 

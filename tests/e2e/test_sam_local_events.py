@@ -21,8 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,6 +38,7 @@ from local.stack.__main__ import FIXED
 from local.stack.template import TEMPLATE_PATH, load_template
 from tests.e2e.conftest import Observer
 from tests.support.notify_fixtures import T0, iso, run_item, task_item
+from tests.support.processes import run_python
 
 pytestmark = pytest.mark.e2e
 
@@ -346,17 +345,14 @@ class SamWorld:
 
     def invoke(self, function: str, event_file: Path) -> Invocation:
         handler = template_properties(function)["Handler"]
-        done = subprocess.run(
-            [sys.executable, str(INVOKER), handler, str(event_file)],
+        out = run_python(
+            [str(INVOKER), handler, str(event_file)],
             env=self.environment(function),
-            cwd=self.home,
-            capture_output=True,
-            text=True,
+            what=event_file.name,
             timeout=180,
-            check=False,
+            cwd=self.home,
         )
-        assert done.returncode == 0, f"{event_file.name}: {done.stdout}\n{done.stderr}"
-        (line,) = [json.loads(x) for x in done.stdout.splitlines() if x.startswith('{"event"')]
+        (line,) = [json.loads(x) for x in out.splitlines() if x.startswith('{"event"')]
         assert "error" not in line, line
         return Invocation(
             function, event_file, json.loads(event_file.read_text(encoding="utf-8")), line["result"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from moto import mock_aws
 
 from courier.conventions import parse_task_id
@@ -238,3 +239,36 @@ def test_an_unresolvable_import_fails_before_any_job(stack: Stack) -> None:
     assert failures[0]["message"] == "Workflow input processing failed"
     assert "greet.wdl" in failures[0]["causedBy"][0]["message"]
     assert stack.events.details() == []
+
+
+def test_a_workflow_on_hold_runs_only_once_released(stack: Stack) -> None:
+    workflow_id = stack.submit(wdl("echo.wdl"), {"echoes.message": "later"}, on_hold=True)
+    assert stack.engine.wait_idle(1)  # nothing to wait for: On Hold never starts by itself
+    assert stack.client.status(workflow_id) == "On Hold"
+    assert stack.events.details() == []
+
+    released = requests.post(f"{stack.server.url}/api/workflows/v1/{workflow_id}/releaseHold", timeout=10)
+
+    assert released.json() == {"id": workflow_id, "status": "Submitted"}
+    assert stack.finish(workflow_id) == "Succeeded"
+    assert stack.client.outputs(workflow_id) == {"echoes.said": "later"}
+    assert len(stack.events.details()) == 4
+    again = requests.post(f"{stack.server.url}/api/workflows/v1/{workflow_id}/releaseHold", timeout=10)
+    assert again.status_code == 403
+
+
+def test_a_batch_runs_one_workflow_per_set_of_inputs(stack: Stack) -> None:
+    answer = requests.post(
+        f"{stack.server.url}/api/workflows/v1/batch",
+        files={
+            "workflowSource": ("echo.wdl", wdl("echo.wdl")),
+            "workflowInputs": ("inputs.json", json.dumps([{"echoes.message": "a"}, {"echoes.message": "b"}])),
+        },
+        timeout=10,
+    )
+
+    assert answer.status_code == 201, answer.text
+    ids = [w["id"] for w in answer.json()]
+    assert stack.engine.wait_idle(40)
+    assert [stack.client.outputs(i) for i in ids] == [{"echoes.said": "a"}, {"echoes.said": "b"}]
+    assert {d["tags"]["cromwell-root-workflow-id"] for d in stack.events.details()} == set(ids)
