@@ -110,7 +110,7 @@ def _reconciler(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any
 
 def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
     from courier.settings import load_settings  # noqa: PLC0415
-    from notify.handler import build_notifier  # noqa: PLC0415
+    from notify.composition import compose as build_notifier  # noqa: PLC0415
     from notify.settings import NotifySettings  # noqa: PLC0415
 
     settings = load_settings(NotifySettings, env)

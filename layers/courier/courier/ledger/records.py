@@ -15,14 +15,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, ClassVar, Final, Self
 
 from courier.conventions import LABEL_PROJECT, LABEL_SLACK_CHANNEL
 from courier.ledger import schema as s
+from courier.ledger._codec import from_item as decode_item
 from courier.ledger._codec import iso
 from courier.models import CallSource, NotificationKind, RunStatus, TaskStatus
 
 __all__ = [
+    "ChannelDelivery",
+    "DeliveryState",
     "EarlyFailurePayload",
     "EndedPayload",
     "FailureEntry",
@@ -653,9 +657,63 @@ _PAYLOADS: Final[Mapping[NotificationKind, Any]] = {
 }
 
 
+# -- delivery records (written by notify on the event item) -----------------------------------------
+
+
+class DeliveryState(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDelivery:
+    """Notify's record of one channel of one outbox event: `delivery.<channel>` on the event item
+    (see `courier.ledger.deliveries` for the claim that writes it)."""
+
+    state: DeliveryState | None = None
+    token: str | None = None
+    attempts: int = 0
+    claimed_at: datetime | None = None
+    lease_until: datetime | None = None
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+    ref: str | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        data = as_map(raw)
+        state = as_str(data.get("state"))
+        try:
+            known = DeliveryState(state) if state else None
+        except ValueError:
+            known = None
+        return cls(
+            state=known,
+            token=as_str(data.get("token")),
+            attempts=as_int(data.get("attempts")) or 0,
+            claimed_at=parse_time(data.get("claimed_at")),
+            lease_until=parse_time(data.get("lease_until")),
+            sent_at=parse_time(data.get("sent_at")),
+            failed_at=parse_time(data.get("failed_at")),
+            ref=as_str(data.get("ref")),
+            last_error=as_str(data.get("last_error")),
+        )
+
+    @property
+    def sent(self) -> bool:
+        return self.state is DeliveryState.SENT
+
+
+def _deliveries(value: Any) -> dict[str, ChannelDelivery]:
+    return {str(channel): ChannelDelivery.from_map(raw) for channel, raw in as_map(value).items()}
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
-    """One outbox event item (`EVENT#<KIND>[#<discriminator>]`) with its typed payload."""
+    """One outbox event item (`EVENT#<KIND>[#<discriminator>]`) with its typed payload and, once
+    notify has handled it, its delivery record per channel."""
 
     workflow_id: str
     kind: NotificationKind
@@ -663,6 +721,19 @@ class OutboxEvent:
     payload: Payload
     created_at: datetime | None = None
     discriminator: str = ""
+    delivery: Mapping[str, ChannelDelivery] = field(default_factory=dict)
+
+    @classmethod
+    def from_stream_image(cls, image: Mapping[str, Any]) -> Self | None:
+        """The event of a DynamoDB stream record's `NewImage` (attribute values, as the stream
+        carries them); None when the item is not an outbox event of a known kind."""
+        item = decode_item(image)
+        if item.get(s.TYPE) != s.ITEM_EVENT:
+            return None
+        try:
+            return cls.from_item(item)
+        except ValueError:
+            return None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Self:
@@ -683,6 +754,7 @@ class OutboxEvent:
             payload=_PAYLOADS[kind].from_map(item.get("payload")),
             created_at=parse_time(item.get("created_at")),
             discriminator=discriminator,
+            delivery=_deliveries(item.get(s.DELIVERY_ATTR)),
         )
 
 
