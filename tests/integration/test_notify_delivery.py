@@ -5,6 +5,7 @@ replays, outages and retries; Slack threads; the delivery record on the event it
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -389,3 +390,49 @@ def test_stderr_reader_reads_only_the_tail(stack: Stack) -> None:
     assert everything is not None
     assert len("\n".join(everything)) <= 1024
     assert everything[0].startswith("line ")  # the line the range cut in two was dropped
+
+
+def emitted(out: str) -> Counter[str]:
+    """The metric values a function printed (CloudWatch embedded metric format), by name."""
+    totals: Counter[str] = Counter()
+    for line in out.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                totals[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    return totals
+
+
+def test_delivery_metrics_per_channel(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """NotifySent*/NotifyFailed* per channel, NotifySkipped for what needed no message."""
+    ended = seed_failed_run(stack)
+    submitted = event_item(WF, "SUBMITTED", {})
+    put(stack.ddb, submitted)
+    notifier = stack.notifier(secret=stack.webhook_secret())
+    capsys.readouterr()
+    stack.sns.fail = 1
+    assert invoke(notifier, ended) != []
+    assert emitted(capsys.readouterr().out) == {"NotifyFailedSns": 1, "NotifySentSlack": 1}
+    assert invoke(notifier, ended) == []  # the retry: SNS only, Slack was sent before
+    assert emitted(capsys.readouterr().out) == {"NotifySentSns": 1, "NotifySkipped": 1}
+    assert invoke(notifier, ended, submitted) == []  # a replay, and SUBMITTED (off by default)
+    assert emitted(capsys.readouterr().out) == {"NotifySkipped": 3}
+
+
+def test_compose_reads_its_settings_when_called(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOPIC_ARN", stack.topic_arn)
+    monkeypatch.setenv("NOTIFY_SUBMITTED", "true")
+    notifier = compose(dynamodb=stack.ddb, sns=stack.sns, s3=stack.s3)
+    assert notifier.channels() == ["sns"]
+    assert notifier.options.notify_submitted
+    put(stack.ddb, run_item(WF, status="Submitted"))
+    submitted = event_item(WF, "SUBMITTED", {})
+    put(stack.ddb, submitted)
+    assert invoke(notifier, submitted) == []
+    assert [c["TopicArn"] for c in stack.sns.calls] == [stack.topic_arn]

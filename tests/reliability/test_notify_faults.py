@@ -28,6 +28,7 @@ from tests.support.notify_fixtures import (
     REGION,
     TABLE,
     TOPIC_NAME,
+    Clock,
     FakeContext,
     FakePoster,
     FakeStderr,
@@ -40,14 +41,6 @@ from tests.support.notify_fixtures import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -105,7 +98,8 @@ def nworld(aws: tuple[Any, Any]) -> NotifyWorld:
     """The ledger table of `tests.support.submit_fixtures`, and an SNS topic."""
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
-    return NotifyWorld(aws[1], RecordingSns(sns), topic, FakePoster(), Clock())
+    clock = Clock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    return NotifyWorld(aws[1], RecordingSns(sns), topic, FakePoster(), clock)
 
 
 WF = "7e57ab1e-0000-5000-8000-00000000a001"

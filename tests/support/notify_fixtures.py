@@ -142,6 +142,16 @@ def stream_event(*items: Mapping[str, Any], first_sequence: int = 1) -> dict[str
 
 
 @dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
 class FakeContext:
     """The parts of LambdaContext the handler and Powertools use."""
 
