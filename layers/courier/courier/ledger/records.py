@@ -55,7 +55,7 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(value)
     except ValueError:
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
@@ -87,6 +87,8 @@ def as_float(value: Any) -> float | None:
 
 
 def as_str(value: Any) -> str | None:
+    if isinstance(value, str):  # the common case first: this runs for every field of every task
+        return value.strip() or None
     if value is None or isinstance(value, Mapping | list | tuple | set):
         return None
     text = str(value).strip()
@@ -106,14 +108,19 @@ def _shard(value: Any) -> int:
     return NOT_SCATTERED if number is None else number
 
 
-def _status[E: (RunStatus, TaskStatus)](enum: type[E], value: Any) -> E | None:
+_RUN_STATUSES: Final[Mapping[str, RunStatus]] = {member.value: member for member in RunStatus}
+_TASK_STATUSES: Final[Mapping[str, TaskStatus]] = {member.value: member for member in TaskStatus}
+_CALL_SOURCES: Final[Mapping[str, CallSource]] = {member.value: member for member in CallSource}
+
+
+def _run_status(value: Any) -> RunStatus | None:
     text = as_str(value)
-    if text is None:
-        return None
-    try:
-        return enum(text)
-    except ValueError:
-        return None
+    return None if text is None else _RUN_STATUSES.get(text)
+
+
+def _task_status(value: Any) -> TaskStatus | None:
+    text = as_str(value)
+    return None if text is None else _TASK_STATUSES.get(text)
 
 
 def _reasons(value: Any) -> tuple[str, ...]:
@@ -157,7 +164,7 @@ class TaskSummary:
             call=as_str(data.get("call")),
             shard=_shard(data.get("shard")),
             attempt=as_int(data.get("attempt")),
-            status=_status(TaskStatus, data.get("status")),
+            status=_task_status(data.get("status")),
             status_reason=as_str(data.get("status_reason")),
             exit_code=as_int(data.get("exit_code")),
             queue=as_str(data.get("queue")),
@@ -246,10 +253,6 @@ class TaskView:
             sk = as_str(item.get(s.SK)) or ""
             job_id = sk.removeprefix(s.TASK_SK_PREFIX) if sk.startswith(s.TASK_SK_PREFIX) else ""
         source = as_str(item.get("call_source"))
-        try:
-            call_source = CallSource(source) if source else None
-        except ValueError:
-            call_source = None
         attempt = as_int(item.get("attempt"))
         return cls(
             job_id=job_id,
@@ -259,7 +262,7 @@ class TaskView:
             job_name=as_str(item.get("job_name")),
             workflow_id=as_str(item.get("workflow_id")),
             root_workflow_id=as_str(item.get("root_workflow_id")),
-            status=_status(TaskStatus, item.get("status")),
+            status=_task_status(item.get("status")),
             order=as_int(item.get("order")),
             batch_attempts=as_int(item.get("batch_attempts")) or 0,
             status_reason=as_str(item.get("status_reason")),
@@ -274,7 +277,7 @@ class TaskView:
             queue=as_str(item.get("queue")),
             log_group=as_str(item.get("log_group")),
             log_stream=as_str(item.get("log_stream")),
-            call_source=call_source,
+            call_source=_CALL_SOURCES.get(source) if source else None,
             stuck_alerted=parse_time(item.get("stuck_alerted")),
         )
 
@@ -441,7 +444,7 @@ class RunView:
         return cls(
             workflow_id=wf,
             workflow_name=as_str(item.get("workflow_name")),
-            status=_status(RunStatus, item.get("status")),
+            status=_run_status(item.get("status")),
             origin=as_str(item.get("origin")),
             source_bucket=as_str(item.get("source_bucket")),
             inputs_key=as_str(item.get("inputs_key")),
@@ -551,7 +554,7 @@ class EndedPayload:
     @classmethod
     def from_map(cls, raw: Any) -> Self:
         data = as_map(raw)
-        return cls(status=_status(RunStatus, data.get("status")), source=as_str(data.get("source")))
+        return cls(status=_run_status(data.get("status")), source=as_str(data.get("source")))
 
     def to_map(self) -> dict[str, Any]:
         return _drop_none({"status": self.status.value if self.status else None, "source": self.source})
