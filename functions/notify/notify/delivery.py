@@ -63,7 +63,9 @@ class DeliveryIncomplete(CourierError):
 
 
 @dataclass(slots=True)
-class Outcome:
+class DeliveryOutcome:
+    """What became of one outbox event: the channels sent now, those skipped, and why."""
+
     event_sk: str
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -99,9 +101,9 @@ class Notifier:
     def channels(self) -> list[str]:
         return [c for c, on in ((SNS, self.sns is not None), (SLACK, self.slack is not None)) if on]
 
-    def deliver(self, event: OutboxEvent, *, deadline: datetime | None = None) -> Outcome:
+    def deliver(self, event: OutboxEvent, *, deadline: datetime | None = None) -> DeliveryOutcome:
         workflow_id, event_sk = event.workflow_id, event.event_sk
-        outcome = Outcome(event_sk)
+        outcome = DeliveryOutcome(event_sk)
         if not workflow_id:
             outcome.reason = "not a notification event"
             return outcome

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from courier.ledger.records import OutboxEvent
 from courier.observability import logger, metrics, tracer
 from notify.composition import compose
-from notify.delivery import SLACK, SNS, DeliveryIncomplete, Notifier, Outcome
+from notify.delivery import SLACK, SNS, DeliveryIncomplete, DeliveryOutcome, Notifier
 
 #: Delivery metrics (Count), one data point per channel; names an operator dashboard relies on.
 SENT_METRICS = {SNS: "NotifySentSns", SLACK: "NotifySentSlack"}
@@ -51,7 +51,7 @@ def _count(names: dict[str, str], channels: Iterable[str]) -> None:
         metrics.add_metric(name=names[channel], unit=MetricUnit.Count, value=1)
 
 
-def _count_outcome(outcome: Outcome) -> None:
+def _count_outcome(outcome: DeliveryOutcome) -> None:
     _count(SENT_METRICS, outcome.sent)
     # A channel that needed no message (sent before), or an event that needs none on any channel.
     skipped = len(outcome.skipped) or (0 if outcome.sent else 1)
