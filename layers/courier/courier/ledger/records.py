@@ -39,6 +39,7 @@ __all__ = [
     "SubmittedPayload",
     "TaskSummary",
     "TaskView",
+    "decode_image",
     "parse_time",
 ]
 
@@ -660,6 +661,12 @@ _PAYLOADS: Final[Mapping[NotificationKind, Any]] = {
 }
 
 
+def decode_image(image: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stream record's `NewImage` or `OldImage` (DynamoDB attribute values) as the stored item
+    the records' `from_item` take ({} for no image)."""
+    return decode_item(image) if image else {}
+
+
 # -- delivery records (written by notify on the event item) -----------------------------------------
 
 
@@ -730,7 +737,7 @@ class OutboxEvent:
     def from_stream_image(cls, image: Mapping[str, Any]) -> Self | None:
         """The event of a DynamoDB stream record's `NewImage` (attribute values, as the stream
         carries them); None when the item is not an outbox event of a known kind."""
-        item = decode_item(image)
+        item = decode_image(image)
         if item.get(s.TYPE) != s.ITEM_EVENT:
             return None
         try:
