@@ -395,6 +395,8 @@ def derive_stderr_uri(base: str, call: str, shard: int, attempt: int | None) -> 
 
 
 class SummaryBuilder:
+    """Builds the `RunSummary` of an outbox event from the run's typed records (`RunReads`)."""
+
     def __init__(
         self,
         reads: RunReads,
