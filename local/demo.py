@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None, *, before_stop: Callable[[LocalStack], N
         deadline = time.monotonic() + args.timeout
         for name, workflow_id in workflow_ids.items():
             run = stack.wait_for_end(workflow_id, timeout=max(1.0, deadline - time.monotonic()))
-            outcomes[name] = str(run.get("status")) if run else "unfinished"
+            outcomes[name] = str(run.status) if run else "unfinished"
         stack.settle(timeout=5)
         if before_stop is not None:
             before_stop(stack)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -37,13 +37,15 @@ from local.stack.template import TEMPLATE_PATH, Resolver, load_template
 from local.stack.timeline import Entry, Timeline
 from local.stack.transactions import install as install_transactions
 
+if TYPE_CHECKING:
+    from courier.ledger.records import RunView
+
 #: moto accepts any credentials; "testing" is its documented placeholder, never a real one.
 FAKE_CREDENTIALS = dict.fromkeys(
     ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"), "testing"
 )
 #: Process-wide settings for the handlers' Powertools utilities (no X-Ray, no EMF output).
 POWERTOOLS_LOCAL = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
-TERMINAL_RUN_STATES = frozenset({"Succeeded", "Failed", "Aborted", "Rejected"})
 
 
 @dataclass
@@ -534,25 +536,28 @@ class LocalStack:
         result: dict[str, Any] | None = self.wait_for(lambda: self.receipt(self.runs_bucket, key), timeout)
         return result
 
-    def wait_for_end(self, workflow_id: str, timeout: float = 60) -> dict[str, Any] | None:
-        """The run item once it is terminal and its ENDED (or REJECTED) message was delivered."""
-        from courier.ledger.reader import DELIVERY_ATTR, LedgerReader  # noqa: PLC0415
+    def wait_for_end(self, workflow_id: str, timeout: float = 60) -> RunView | None:
+        """The run once it is terminal and its ENDED (or REJECTED) message was delivered."""
+        from courier.ledger.records import DeliveryState  # noqa: PLC0415
+        from courier.ledger.views import RunViews  # noqa: PLC0415
+        from courier.models import NotificationKind  # noqa: PLC0415
 
-        ledger = LedgerReader(self.table_name, self.client("dynamodb"))
+        views = RunViews(self.table_name, self.client("dynamodb"))
+        ends = (NotificationKind.ENDED, NotificationKind.REJECTED)
 
-        def ended() -> dict[str, Any] | None:
-            run = ledger.get_run(workflow_id)
-            if not run or run.get("status") not in TERMINAL_RUN_STATES:
+        def ended() -> RunView | None:
+            run = views.run(workflow_id)
+            if run is None or not run.ended:
                 return None
-            for event in ledger.iter_events(workflow_id):
-                if str(event.get("kind", "")).split("#")[0] not in ("ENDED", "REJECTED"):
+            for event in views.events(workflow_id):
+                if event.kind not in ends:
                     continue
-                delivery = event.get(DELIVERY_ATTR) or {}
-                if not delivery or any(d.get("state") == "claimed" for d in delivery.values()):
+                states = [d.state for d in event.delivery.values()]
+                if not states or DeliveryState.CLAIMED in states:
                     return None
             return run
 
-        result: dict[str, Any] | None = self.wait_for(ended, timeout, interval=0.2)
+        result: RunView | None = self.wait_for(ended, timeout, interval=0.2)
         return result
 
     def settle(self, timeout: float = 10.0, quiet_seconds: float = 0.5) -> bool:

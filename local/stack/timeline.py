@@ -66,11 +66,11 @@ class Timeline:
 
     def ledger_change(self, record: Mapping[str, Any]) -> None:
         """One stream record: a run or task that changed status, or an outbox event inserted."""
-        from courier.ledger.records import plain_item  # noqa: PLC0415
+        from courier.ledger.records import decode_image  # noqa: PLC0415
 
         stream = record.get("dynamodb") or {}
-        new = plain_item(stream.get("NewImage") or {})
-        old = plain_item(stream.get("OldImage") or {})
+        new = decode_image(stream.get("NewImage"))
+        old = decode_image(stream.get("OldImage"))
         item_type = new.get("type")
         if item_type == "run" and new.get("status") != old.get("status"):
             workflow_id = str(new.get("workflow_id") or "")

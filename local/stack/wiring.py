@@ -86,12 +86,11 @@ def _reconciler(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any
 
 def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
     from courier.settings import load_settings  # noqa: PLC0415
-    from notify.handler import build_notifier  # noqa: PLC0415
+    from notify.composition import compose  # noqa: PLC0415
     from notify.settings import NotifySettings  # noqa: PLC0415
 
-    settings = load_settings(NotifySettings, env)
-    notifier = build_notifier(
-        settings,
+    notifier = compose(
+        load_settings(NotifySettings, env),
         dynamodb=clients("dynamodb"),
         sns=clients("sns"),
         s3=clients("s3"),

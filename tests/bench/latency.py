@@ -162,7 +162,7 @@ def _one_drop(stack: Any, log: StampedLog, marks: Marks, n: int) -> dict[str, fl
     put_at = time.monotonic()
     workflow_id = stack.put(f"{prefix}/inputs.json", (HELLO / "inputs.json").read_bytes(), label=label)
     run = stack.wait_for_end(workflow_id, timeout=STACK_TIMEOUT)
-    if run is None or run.get("status") != "Succeeded":
+    if run is None or run.status != "Succeeded":
         raise RuntimeError(f"the latency run {workflow_id} did not end as Succeeded: {run}")
     got = stack.wait_for(
         lambda: marks.first(workflow_id, "slack", put_at) and marks.first(workflow_id, "e-mail", put_at),
@@ -233,10 +233,10 @@ def handlers_only(repeats: int) -> dict[str, Any]:
     from monitor import batch_events as monitor_handler  # noqa: PLC0415
     from monitor.composition import compose_batch_events  # noqa: PLC0415
     from monitor.settings import MonitorSettings  # noqa: PLC0415
-    from notify.handler import build_notifier  # noqa: PLC0415
+    from notify.composition import compose as compose_notifier  # noqa: PLC0415
     from notify.handler import lambda_handler as notify_handler  # noqa: PLC0415
     from notify.settings import NotifySettings  # noqa: PLC0415
-    from submit.composition import compose  # noqa: PLC0415
+    from submit.composition import compose as compose_submit  # noqa: PLC0415
     from tests.support.ledger_table import create_ledger_table  # noqa: PLC0415
     from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, lifecycle, sqs_batch  # noqa: PLC0415
     from tests.support.notify_fixtures import TOPIC_NAME, FakeContext, stream_event  # noqa: PLC0415
@@ -256,7 +256,7 @@ def handlers_only(repeats: int) -> dict[str, Any]:
 
     def one_run(n: int, world: Any, dynamodb: Any, sns: Any, server: Any) -> tuple[float, float]:
         cromwell = TimedCromwell(server.url)
-        service = compose(
+        service = compose_submit(
             world.settings(), s3=world.s3, dynamodb=dynamodb, cromwell=cromwell, callback_uri=None
         )
         prefix = f"runs/latency-{n}/"
@@ -276,7 +276,7 @@ def handlers_only(repeats: int) -> dict[str, Any]:
         monitor_handler.lambda_handler(sqs_batch(events[:-1]), Ctx(), service=monitor)
         server.backend.set_outputs(workflow_id, {"hello.out": "s3://bucket/out.txt"})
         server.backend.set_status(workflow_id, "Succeeded")
-        notifier = build_notifier(load_settings(NotifySettings), dynamodb=dynamodb, sns=sns, s3=world.s3)
+        notifier = compose_notifier(load_settings(NotifySettings), dynamodb=dynamodb, sns=sns, s3=world.s3)
         started = time.monotonic()
         monitor_handler.lambda_handler(sqs_batch(events[-1:]), Ctx(), service=monitor)
         ended = {

@@ -1,4 +1,4 @@
-"""Benchmark: build the report of a 10,000-task failed run from a paginated ledger stream and
+"""Benchmark: build the summary of a 10,000-task failed run from a paginated ledger stream and
 render both messages; measure wall time and tracemalloc peak."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import tracemalloc
 from datetime import UTC, datetime
 from typing import Any
 
+from courier.ledger.records import OutboxEvent
 from notify.render_email import render_email
 from notify.render_slack import render_slack
-from notify.report import ReportBuilder, ReportOptions
+from notify.summary import SummaryBuilder, SummaryOptions
 from tests.support.notify_fixtures import PRICES, FakeStderr, MemoryLedger, event_item, lazy_tasks, run_item
 
 WF = "99999999-9999-5999-8999-999999999999"
@@ -19,25 +20,25 @@ TASKS = 10_000
 
 def measure(tasks: int = TASKS, failed_every: int = 10) -> dict[str, Any]:
     ledger = MemoryLedger(
-        run=run_item(WF, status="Failed", workflow_name="big"),
+        stored_run=run_item(WF, status="Failed", workflow_name="big"),
         task_factory=lambda: lazy_tasks(WF, tasks, failed_every=failed_every),
     )
-    builder = ReportBuilder(ledger, ReportOptions(prices=PRICES), stderr=FakeStderr())
-    event = event_item(WF, "ENDED", {"status": "Failed"})
+    builder = SummaryBuilder(ledger, SummaryOptions(prices=PRICES), stderr=FakeStderr())
+    event = OutboxEvent.from_item(event_item(WF, "ENDED", {"status": "Failed"}))
     now = datetime.now(UTC)
     tracemalloc.start()
     started = time.perf_counter()
-    report = builder.build(event)
+    summary = builder.build(event)
     built = time.perf_counter()
-    mail = render_email(report, region="us-east-1", now=now)
-    slack = render_slack(report, region="us-east-1", now=now)
+    mail = render_email(summary, region="us-east-1", now=now)
+    slack = render_slack(summary, region="us-east-1", now=now)
     done = time.perf_counter()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {
         "tasks": tasks,
-        "failed_total": report.failed_total,
-        "failed_listed": len(report.failed),
+        "failed_total": summary.failed_total,
+        "failed_listed": len(summary.failed),
         "build_seconds": round(built - started, 3),
         "render_seconds": round(done - built, 3),
         "peak_bytes": peak,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from courier.ledger.records import RunView
 from local.stack import LocalStack
 from tests.e2e.conftest import DEMO_RUNS, RUNS, Observer
 
@@ -35,7 +36,7 @@ def submitted(stack: LocalStack, key: str) -> str:
     return str(receipt["workflow_id"])
 
 
-def ended(stack: LocalStack, workflow_id: str) -> dict[str, Any]:
+def ended(stack: LocalStack, workflow_id: str) -> RunView:
     run = stack.wait_for_end(workflow_id, timeout=RUN_TIMEOUT)
     assert run is not None, f"run {workflow_id} did not end and get reported"
     stack.settle(timeout=10)

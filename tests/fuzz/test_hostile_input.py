@@ -18,11 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from courier.errors import InvalidEvent, RunRejected
+from courier.ledger.records import OutboxEvent
 from monitor.events import BatchJobEvent, parse_event, parse_sqs_body
 from monitor.inbound import CallbackBody, Refusal, read_callback
 from notify.render_email import render_email
 from notify.render_slack import render_slack
-from notify.report import ReportBuilder, ReportOptions
+from notify.summary import SummaryBuilder, SummaryOptions
 from submit.plan import Limits, RunFolder, SubmissionPlan, plan_submission
 from submit.upload import Upload, parse_upload
 from tests.support.notify_fixtures import PRICES, FakeStderr, MemoryLedger, valid_sns_subject
@@ -285,7 +286,7 @@ def test_planner_refuses_with_run_rejected(
 # -- notify: the renderers ------------------------------------------------------------------------
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-OPTIONS = ReportOptions(prices=PRICES)
+OPTIONS = SummaryOptions(prices=PRICES)
 texts = st.text(max_size=120)
 
 
@@ -335,9 +336,11 @@ def test_renderers_take_any_report_data(
         "payload": {**payload, **({"job_id": disc} if disc else {})},
         "created_at": "2026-03-02T11:00:00.000Z",
     }
-    report = ReportBuilder(MemoryLedger(run, [task]), OPTIONS, stderr=FakeStderr()).build(event)
-    email = render_email(report, region="us-east-1", now=NOW)
+    summary = SummaryBuilder(MemoryLedger(run, [task]), OPTIONS, stderr=FakeStderr()).build(
+        OutboxEvent.from_item(event)
+    )
+    email = render_email(summary, region="us-east-1", now=NOW)
     assert valid_sns_subject(email.subject)
     json.loads(email.sns_message())
-    slack = render_slack(report, region="us-east-1", now=NOW)
+    slack = render_slack(summary, region="us-east-1", now=NOW)
     json.dumps(slack)

@@ -5,6 +5,7 @@ replays, outages and retries; Slack threads; the delivery record on the event it
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,10 +15,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from courier.ledger.reader import ClaimOutcome, LedgerReader
+from courier.ledger.deliveries import ClaimOutcome, DeliveryLedger
+from courier.ledger.records import ChannelDelivery, DeliveryState
+from courier.ledger.views import RunViews
+from courier.models import NotificationKind, TaskStatus
 from courier.settings import load_settings
+from notify.composition import compose
 from notify.delivery import Notifier
-from notify.handler import build_notifier, lambda_handler
+from notify.handler import lambda_handler
 from notify.settings import NotifySettings
 from tests.support.notify_fixtures import (
     REGION,
@@ -58,7 +63,7 @@ class Stack:
             )
             env["SLACK_SECRET_ARN"] = arn["ARN"]
         config = load_settings(NotifySettings, env)
-        return build_notifier(
+        return compose(
             config,
             dynamodb=self.ddb,
             sns=self.sns,
@@ -71,10 +76,10 @@ class Stack:
     def webhook_secret(self) -> dict[str, str]:
         return {"webhook_url": f"{self.slack.url}/hooks/T000/B000/XXXX"}
 
-    def delivery(self, sk: str, wf: str = WF) -> dict[str, Any]:
-        item = LedgerReader(TABLE, self.ddb).get_event(wf, sk)
-        assert item is not None
-        return dict(item.get("delivery") or {})
+    def delivery(self, sk: str, wf: str = WF) -> dict[str, ChannelDelivery]:
+        event = RunViews(TABLE, self.ddb).event(wf, sk)
+        assert event is not None
+        return dict(event.delivery)
 
 
 @pytest.fixture
@@ -164,9 +169,9 @@ def test_failed_run_one_email_one_slack_with_stderr_tail(stack: Stack) -> None:
     assert len(posts) == 1
     assert posts[0]["body"]["attachments"][0]["color"] == "#e01e5a"
     record = stack.delivery(ended["sk"])
-    assert record["sns"]["state"] == "sent"
-    assert record["slack"]["state"] == "sent"
-    assert record["sns"]["ref"] != "-"
+    assert record["sns"].state is DeliveryState.SENT
+    assert record["slack"].state is DeliveryState.SENT
+    assert record["sns"].ref != "-"
 
 
 def test_duplicates_and_replays_send_once(stack: Stack) -> None:
@@ -187,14 +192,14 @@ def test_sns_outage_is_retried_and_slack_not_duplicated(stack: Stack) -> None:
     failures = invoke(notifier, ended)
     assert failures == ["100000000000000000001"]
     record = stack.delivery(ended["sk"])
-    assert record["sns"]["state"] == "failed"
-    assert "SNS is down" in record["sns"]["last_error"]
-    assert record["slack"]["state"] == "sent"
+    assert record["sns"].state is DeliveryState.FAILED
+    assert "SNS is down" in (record["sns"].last_error or "")
+    assert record["slack"].state is DeliveryState.SENT
     assert stack.sns.calls == []
     assert invoke(notifier, ended) == []  # Lambda retries the record
     assert len(stack.sns.calls) == 1
     assert len(slack_posts(stack)) == 1
-    assert stack.delivery(ended["sk"])["sns"]["attempts"] == 2
+    assert stack.delivery(ended["sk"])["sns"].attempts == 2
 
 
 def test_slack_outage_is_retried_then_recovers(stack: Stack) -> None:
@@ -203,8 +208,8 @@ def test_slack_outage_is_retried_then_recovers(stack: Stack) -> None:
     notifier = stack.notifier(secret=stack.webhook_secret())
     assert invoke(notifier, ended) == ["100000000000000000001"]
     assert len(slack_posts(stack)) == 4
-    assert stack.delivery(ended["sk"])["slack"]["state"] == "failed"
-    assert stack.delivery(ended["sk"])["sns"]["state"] == "sent"
+    assert stack.delivery(ended["sk"])["slack"].state is DeliveryState.FAILED
+    assert stack.delivery(ended["sk"])["sns"].state is DeliveryState.SENT
     assert invoke(notifier, ended) == []
     assert len(slack_posts(stack)) == 5
     assert len(stack.sns.calls) == 1
@@ -216,14 +221,14 @@ def test_slack_rate_limit_is_retried_within_the_invocation(stack: Stack) -> None
     notifier = stack.notifier(secret=stack.webhook_secret())
     assert invoke(notifier, ended) == []
     assert len(slack_posts(stack)) == 2
-    assert stack.delivery(ended["sk"])["slack"]["state"] == "sent"
+    assert stack.delivery(ended["sk"])["slack"].state is DeliveryState.SENT
 
 
 def test_unreachable_slack_fails_the_record(stack: Stack) -> None:
     ended = seed_failed_run(stack)
     secret = {"webhook_url": "http://127.0.0.1:9/hooks/none"}
     assert invoke(stack.notifier(secret=secret), ended) == ["100000000000000000001"]
-    assert stack.delivery(ended["sk"])["slack"]["state"] == "failed"
+    assert stack.delivery(ended["sk"])["slack"].state is DeliveryState.FAILED
     assert len(stack.sns.calls) == 1
 
 
@@ -250,10 +255,10 @@ def test_bot_token_threads_a_runs_messages(stack: Stack) -> None:
     assert len(posts) == 3
     assert posts[0]["channel"] == "C0LAB"
     assert "thread_ts" not in posts[0]
-    run = LedgerReader(TABLE, stack.ddb).get_run(WF)
+    run = RunViews(TABLE, stack.ddb).run(WF)
     assert run is not None
-    thread = run["slack_thread_ts"]
-    assert run["slack_thread_channel"] == "C0LAB"
+    thread = run.slack_thread_ts
+    assert run.slack_thread_channel == "C0LAB"
     assert posts[1]["thread_ts"] == thread
     assert posts[2]["thread_ts"] == thread
     assert posts[1].get("reply_broadcast") in (False, "false", None)
@@ -304,8 +309,8 @@ def test_expired_event_item_sends_nothing(stack: Stack) -> None:
 
 
 class TestClaims:
-    def reader(self, stack: Stack, now: datetime) -> LedgerReader:
-        return LedgerReader(TABLE, stack.ddb, clock=lambda: now)
+    def reader(self, stack: Stack, now: datetime) -> DeliveryLedger:
+        return DeliveryLedger(TABLE, stack.ddb, clock=lambda: now)
 
     def test_claim_lifecycle(self, stack: Stack) -> None:
         ev = event_item(WF, "ENDED", {})
@@ -348,7 +353,7 @@ class TestClaims:
         r = self.reader(stack, datetime.now(UTC))
         claim = r.claim(WF, "EVENT#ENDED", "sns", token="a", lease_until=datetime.now(UTC))
         assert claim.outcome is ClaimOutcome.MISSING
-        assert r.get_event(WF, "EVENT#ENDED") is None  # the claim created nothing
+        assert RunViews(TABLE, stack.ddb).event(WF, "EVENT#ENDED") is None  # the claim created nothing
 
     def test_thread_is_recorded_once(self, stack: Stack) -> None:
         put(stack.ddb, run_item(WF))
@@ -357,16 +362,16 @@ class TestClaims:
         assert r.set_thread(WF, "C2", "222.2") == ("C1", "111.1")
 
 
-def test_iter_tasks_paginates_and_projects(stack: Stack) -> None:
+def test_tasks_paginate_and_project(stack: Stack) -> None:
     put(stack.ddb, run_item(WF))
     for i in range(30):
         put(stack.ddb, task_item(WF, f"job-{i:02d}", shard=i))
     put(stack.ddb, event_item(WF, "ENDED", {}))
-    reader = LedgerReader(TABLE, stack.ddb, page_size=7)
-    tasks = list(reader.iter_tasks(WF, ["job_id", "status"]))
-    assert [t["job_id"] for t in tasks] == [f"job-{i:02d}" for i in range(30)]
-    assert set(tasks[0]) == {"job_id", "status"}
-    assert [e["kind"] for e in reader.iter_events(WF)] == ["ENDED"]
+    views = RunViews(TABLE, stack.ddb, page_size=7)
+    tasks = list(views.tasks(WF, ["job_id", "status"]))
+    assert [t.job_id for t in tasks] == [f"job-{i:02d}" for i in range(30)]
+    assert {(t.status, t.call, t.shard) for t in tasks} == {(TaskStatus.SUCCEEDED, None, -1)}  # projected
+    assert [e.kind for e in views.events(WF)] == [NotificationKind.ENDED]
 
 
 def test_stderr_reader_reads_only_the_tail(stack: Stack) -> None:
@@ -385,3 +390,49 @@ def test_stderr_reader_reads_only_the_tail(stack: Stack) -> None:
     assert everything is not None
     assert len("\n".join(everything)) <= 1024
     assert everything[0].startswith("line ")  # the line the range cut in two was dropped
+
+
+def emitted(out: str) -> Counter[str]:
+    """The metric values a function printed (CloudWatch embedded metric format), by name."""
+    totals: Counter[str] = Counter()
+    for line in out.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                totals[metric["Name"]] += sum(value) if isinstance(value, list) else value
+    return totals
+
+
+def test_delivery_metrics_per_channel(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """NotifySent*/NotifyFailed* per channel, NotifySkipped for what needed no message."""
+    ended = seed_failed_run(stack)
+    submitted = event_item(WF, "SUBMITTED", {})
+    put(stack.ddb, submitted)
+    notifier = stack.notifier(secret=stack.webhook_secret())
+    capsys.readouterr()
+    stack.sns.fail = 1
+    assert invoke(notifier, ended) != []
+    assert emitted(capsys.readouterr().out) == {"NotifyFailedSns": 1, "NotifySentSlack": 1}
+    assert invoke(notifier, ended) == []  # the retry: SNS only, Slack was sent before
+    assert emitted(capsys.readouterr().out) == {"NotifySentSns": 1, "NotifySkipped": 1}
+    assert invoke(notifier, ended, submitted) == []  # a replay, and SUBMITTED (off by default)
+    assert emitted(capsys.readouterr().out) == {"NotifySkipped": 3}
+
+
+def test_compose_reads_its_settings_when_called(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOPIC_ARN", stack.topic_arn)
+    monkeypatch.setenv("NOTIFY_SUBMITTED", "true")
+    notifier = compose(dynamodb=stack.ddb, sns=stack.sns, s3=stack.s3)
+    assert notifier.channels() == ["sns"]
+    assert notifier.options.notify_submitted
+    put(stack.ddb, run_item(WF, status="Submitted"))
+    submitted = event_item(WF, "SUBMITTED", {})
+    put(stack.ddb, submitted)
+    assert invoke(notifier, submitted) == []
+    assert [c["TopicArn"] for c in stack.sns.calls] == [stack.topic_arn]

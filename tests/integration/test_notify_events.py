@@ -15,7 +15,8 @@ from moto import mock_aws
 
 from courier.ledger._codec import from_item
 from courier.settings import load_settings
-from notify.handler import build_notifier, lambda_handler
+from notify.composition import compose
+from notify.handler import lambda_handler
 from notify.settings import NotifySettings
 from tests.support.notify_fixtures import (
     REGION,
@@ -88,7 +89,7 @@ def test_event_file_through_the_handler(path: Path, receiver: SlackReceiver) -> 
         config = load_settings(
             NotifySettings, {**{k: v for k, v in env.items() if v}, "SLACK_SECRET_ARN": secret["ARN"]}
         )
-        notifier = build_notifier(
+        notifier = compose(
             config, dynamodb=ddb, sns=sns, s3=boto3.client("s3", region_name=REGION), secrets=secrets
         )
         for _ in range(2):  # the second invocation is a redelivery of the same batch

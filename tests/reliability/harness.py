@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from courier.conventions import receipt_key
 from courier.cromwell import CromwellClient
 from courier.ledger import schema as s
-from courier.ledger.records import plain_item
+from courier.ledger.records import decode_image
 from local.cromwell_api import CromwellTestServer
 from submit import handler as submit_handler
 from submit.composition import compose
@@ -264,7 +264,7 @@ class SubmitWorld:
         kwargs: dict[str, Any] = {"TableName": TABLE}
         while True:
             page = self.ddb.scan(**kwargs)
-            out.extend(plain_item(i) for i in page["Items"])
+            out.extend(decode_image(i) for i in page["Items"])
             if not page.get("LastEvaluatedKey"):
                 return sorted(out, key=lambda i: (i[s.PK], i[s.SK]))
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -14,11 +14,13 @@ from typing import Any
 import boto3
 import pytest
 
-from courier.ledger.reader import STATE_CLAIMED, STATE_SENT, LedgerReader
+from courier.ledger.deliveries import DeliveryLedger
+from courier.ledger.records import ChannelDelivery, DeliveryState
+from courier.ledger.views import RunViews
 from notify.adapters import SnsPublisher
 from notify.delivery import Notifier, NotifyOptions
 from notify.handler import lambda_handler
-from notify.report import ReportBuilder, ReportOptions
+from notify.summary import SummaryBuilder, SummaryOptions
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
 from tests.support.notify_fixtures import (
@@ -26,6 +28,7 @@ from tests.support.notify_fixtures import (
     REGION,
     TABLE,
     TOPIC_NAME,
+    Clock,
     FakeContext,
     FakePoster,
     FakeStderr,
@@ -40,14 +43,6 @@ from tests.support.notify_fixtures import (
 pytestmark = pytest.mark.integration
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @dataclass
 class NotifyWorld:
     ddb: Any
@@ -58,13 +53,15 @@ class NotifyWorld:
     delivered: int = 0
 
     def notifier(self, ddb: Any = None, *, wrap_ledger: Any = None) -> Notifier:
-        ledger: Any = LedgerReader(TABLE, ddb or self.ddb, clock=self.clock)
-        reports = ReportBuilder(ledger, ReportOptions(prices=PRICES), stderr=FakeStderr())
+        client = ddb or self.ddb
+        ledger: Any = DeliveryLedger(TABLE, client, clock=self.clock)
+        views = RunViews(TABLE, client)
+        summaries = SummaryBuilder(views, SummaryOptions(prices=PRICES), stderr=FakeStderr())
         if wrap_ledger is not None:
             ledger = wrap_ledger(ledger)
         return Notifier(
             ledger,
-            reports,
+            summaries,
             sns=SnsPublisher(self.sns, self.topic),
             slack=lambda: self.poster,
             options=NotifyOptions(region=REGION, max_lease=timedelta(minutes=5)),
@@ -90,10 +87,10 @@ class NotifyWorld:
     def sns_messages(self) -> int:
         return len(self.sns.calls)
 
-    def delivery(self, workflow_id: str, sk: str) -> dict[str, Any]:
-        item = LedgerReader(TABLE, self.ddb).get_event(workflow_id, sk)
-        assert item is not None
-        return dict(item.get("delivery") or {})
+    def delivery(self, workflow_id: str, sk: str) -> dict[str, ChannelDelivery]:
+        event = RunViews(TABLE, self.ddb).event(workflow_id, sk)
+        assert event is not None
+        return dict(event.delivery)
 
 
 @pytest.fixture
@@ -101,7 +98,8 @@ def nworld(aws: tuple[Any, Any]) -> NotifyWorld:
     """The ledger table of `tests.support.submit_fixtures`, and an SNS topic."""
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
-    return NotifyWorld(aws[1], RecordingSns(sns), topic, FakePoster(), Clock())
+    clock = Clock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
+    return NotifyWorld(aws[1], RecordingSns(sns), topic, FakePoster(), clock)
 
 
 WF = "7e57ab1e-0000-5000-8000-00000000a001"
@@ -129,13 +127,13 @@ def test_stopped_between_claim_send_and_mark(
     marked = when == "after" and method == "mark_sent"
     # within the dead instance's lease, the retry may not send: it fails and is retried later
     if not marked:
-        assert nworld.delivery(WF, ended["sk"])["sns"]["state"] == STATE_CLAIMED
+        assert nworld.delivery(WF, ended["sk"])["sns"].state is DeliveryState.CLAIMED
         assert nworld.invoke([record], nworld.notifier()) == [seq(record)]
     nworld.clock.now += timedelta(minutes=10)  # the lease has run out
     assert nworld.invoke([record], nworld.notifier()) == []
     assert nworld.invoke([record], nworld.notifier()) == [], "a late duplicate record sends nothing"
     delivery = nworld.delivery(WF, ended["sk"])
-    assert {c: d["state"] for c, d in delivery.items()} == {"sns": STATE_SENT, "slack": STATE_SENT}
+    assert {c: d.state for c, d in delivery.items()} == dict.fromkeys(("sns", "slack"), DeliveryState.SENT)
     assert len(nworld.poster.posts) == 1
     # the one documented duplicate window: sent, then stopped before the mark was written
     expected_sns = 2 if (method, when) == ("mark_sent", "before") else 1
@@ -194,8 +192,8 @@ def test_storm_of_duplicated_reordered_records_sends_one_message_each(
     assert nworld.sns_messages() == len(items)
     assert len(nworld.poster.posts) == len(items)
     for item in items:
-        states = {c: d["state"] for c, d in nworld.delivery(item["workflow_id"], item["sk"]).items()}
-        assert states == {"sns": STATE_SENT, "slack": STATE_SENT}
+        states = {c: d.state for c, d in nworld.delivery(item["workflow_id"], item["sk"]).items()}
+        assert states == dict.fromkeys(("sns", "slack"), DeliveryState.SENT)
     tally.set(
         events_delivered=nworld.delivered,
         outbox_events=len(items),

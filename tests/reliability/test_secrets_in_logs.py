@@ -24,7 +24,8 @@ from courier.settings import load_settings
 from monitor import callback
 from monitor.composition import compose_callback
 from monitor.settings import CallbackSettings
-from notify.handler import build_notifier, lambda_handler
+from notify.composition import compose
+from notify.handler import lambda_handler
 from notify.settings import NotifySettings
 from tests.reliability.harness import FlakyClient, SubmitWorld, throttled
 from tests.reliability.test_monitor_faults import callback_request
@@ -128,7 +129,7 @@ def test_notify_never_logs_the_slack_webhook_url(world: SubmitWorld, logs: Any) 
             NotifySettings,
             {"LEDGER_TABLE": TABLE, "TOPIC_ARN": topic, "AWS_REGION": REGION, "SLACK_SECRET_ARN": arn},
         )
-        notifier = build_notifier(
+        notifier = compose(
             config, dynamodb=world.ddb, sns=sns, s3=world.s3, secrets=secrets, slack_backoff=0.01
         )
         if host.startswith("127"):

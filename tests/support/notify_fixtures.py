@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
 from courier.ledger._codec import to_item
+from courier.ledger.records import RunView, TaskView
 from notify.adapters import DeliveryError, Posted
-from notify.report import Prices
+from notify.summary import Prices
 from tests.support.ledger_table import create_ledger_table
 
 TABLE = "courier-ledger"
@@ -138,6 +139,16 @@ def stream_record(item: Mapping[str, Any], sequence: int, *, event_name: str = "
 
 def stream_event(*items: Mapping[str, Any], first_sequence: int = 1) -> dict[str, Any]:
     return {"Records": [stream_record(item, first_sequence + i) for i, item in enumerate(items)]}
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 @dataclass
@@ -263,25 +274,24 @@ def lazy_tasks(workflow_id: str, count: int, *, failed_every: int = 0) -> Iterat
 
 @dataclass
 class MemoryLedger:
-    """An in-memory LedgerPort: the run, tasks (a list or a factory for a lazy stream)."""
+    """In-memory `RunReads` over stored items: the run, tasks (a list or a factory for a lazy
+    stream), read through the ledger's typed records as `RunViews` reads them."""
 
-    run: dict[str, Any] | None
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    stored_run: dict[str, Any] | None
+    stored_tasks: list[dict[str, Any]] = field(default_factory=list)
     task_factory: Any = None
 
-    def get_run(self, workflow_id: str) -> dict[str, Any] | None:
-        return self.run
+    def run(self, workflow_id: str) -> RunView | None:
+        return RunView.from_item(self.stored_run, workflow_id) if self.stored_run is not None else None
 
-    def get_task(self, workflow_id: str, job_id: str) -> dict[str, Any] | None:
-        return next((t for t in self.tasks if t.get("job_id") == job_id), None)
+    def task(self, workflow_id: str, job_id: str) -> TaskView | None:
+        item = next((t for t in self.stored_tasks if t.get("job_id") == job_id), None)
+        return TaskView.from_item(item) if item is not None else None
 
-    def iter_tasks(
-        self, workflow_id: str, attributes: Sequence[str] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        if self.task_factory is not None:
-            yield from self.task_factory()
-        else:
-            yield from self.tasks
+    def tasks(self, workflow_id: str, attributes: Sequence[str] | None = None) -> Iterator[TaskView]:
+        items = self.task_factory() if self.task_factory is not None else self.stored_tasks
+        for item in items:
+            yield TaskView.from_item(item)
 
 
 @dataclass

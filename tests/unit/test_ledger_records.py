@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from courier.ledger.records import (
+    ChannelDelivery,
+    DeliveryState,
     EarlyFailurePayload,
     EndedPayload,
     OutboxEvent,
@@ -127,3 +129,42 @@ def test_payloads_round_trip_through_an_event_item(payload: object) -> None:
 def test_not_an_event() -> None:
     with pytest.raises(ValueError, match="not an outbox event"):
         OutboxEvent.from_item({"sk": "TASK#j", "kind": "TASK"})
+
+
+def test_the_delivery_record_of_an_event() -> None:
+    event = OutboxEvent.from_item(
+        {
+            "sk": "EVENT#ENDED",
+            "pk": "RUN#wf",
+            "kind": "ENDED",
+            "payload": {"status": "Failed"},
+            "delivery": {
+                "sns": {"state": "sent", "token": "t", "attempts": 2, "sent_at": "2026-01-01T00:00:00Z"},
+                "slack": {"state": "exploded", "attempts": "x", "last_error": "HTTP 503"},
+            },
+        }
+    )
+    assert event.delivery["sns"] == ChannelDelivery(
+        state=DeliveryState.SENT, token="t", attempts=2, sent_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert event.delivery["sns"].sent
+    assert event.delivery["slack"] == ChannelDelivery(last_error="HTTP 503")
+    assert not event.delivery["slack"].sent
+
+
+def test_an_event_from_a_stream_image() -> None:
+    image = {
+        "pk": {"S": "RUN#wf"},
+        "sk": {"S": "EVENT#STUCK#job-1#2"},
+        "type": {"S": "event"},
+        "kind": {"S": "STUCK"},
+        "workflow_id": {"S": "wf"},
+        "payload": {"M": {"job_id": {"S": "job-1"}, "shard": {"N": "3"}, "runnable_seconds": {"N": "1800"}}},
+    }
+    event = OutboxEvent.from_stream_image(image)
+    assert event is not None
+    assert (event.kind, event.discriminator) == (NotificationKind.STUCK, "job-1#2")
+    assert event.payload == StuckPayload(job_id="job-1", shard=3, runnable_seconds=1800)
+    assert OutboxEvent.from_stream_image({**image, "type": {"S": "run"}}) is None
+    unknown = {**image, "kind": {"S": "LATER"}, "sk": {"S": "EVENT#LATER"}}
+    assert OutboxEvent.from_stream_image(unknown) is None

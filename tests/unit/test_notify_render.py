@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from courier.ledger.records import OutboxEvent
 from courier.models import NotificationKind
 from notify.classify import FailureKind
 from notify.render_email import SUBJECT_MAX, render_email
 from notify.render_slack import render_slack
-from notify.report import Report, ReportBuilder, ReportOptions
+from notify.summary import RunSummary, SummaryBuilder, SummaryOptions
 from tests.support.notify_fixtures import (
     PRICES,
     T0,
@@ -38,20 +39,20 @@ def build(
     payload: dict[str, Any] | None = None,
     discriminator: str = "",
     stderr: FakeStderr | None = None,
-) -> Report:
-    ledger = MemoryLedger(run=run, tasks=tasks or [])
-    builder = ReportBuilder(
-        ledger, ReportOptions(prices=PRICES), stderr=stderr or FakeStderr(), clock=lambda: NOW
+) -> RunSummary:
+    ledger = MemoryLedger(run, tasks or [])
+    builder = SummaryBuilder(
+        ledger, SummaryOptions(prices=PRICES), stderr=stderr or FakeStderr(), clock=lambda: NOW
     )
-    event = event_item(WF, kind, payload, discriminator)
+    event = OutboxEvent.from_item(event_item(WF, kind, payload, discriminator))
     return builder.build(event)
 
 
-def email_of(report: Report) -> Any:
+def email_of(report: RunSummary) -> Any:
     return render_email(report, region="us-east-1", now=NOW)
 
 
-def slack_of(report: Report) -> dict[str, Any]:
+def slack_of(report: RunSummary) -> dict[str, Any]:
     return render_slack(report, region="us-east-1", now=NOW)
 
 
@@ -292,7 +293,10 @@ class TestOtherKinds:
 
     def test_early_failure_uses_the_task_item_and_payload(self) -> None:
         run = run_item(
-            WF, tasks_RUNNING=5, tasks_FAILED=1, failures=[{"callRoot": f"{BASE}call-align/shard-3"}]
+            WF,
+            tasks_RUNNING=5,
+            tasks_FAILED=1,
+            failures=[{"call": "germline.sort", "stderr": f"{BASE}call-sort/sort-stderr.log"}],
         )
         task = task_item(
             WF,
@@ -304,8 +308,8 @@ class TestOtherKinds:
             status_reason="CannotPullContainerError: pull access denied",
             exit_code=None,
         )
-        payload = {"call": "germline.align", "shard": 3, "attempt": 2, "job_id": "job-x"}
-        report = build("EARLY_FAILURE", run, [task], payload)
+        payload = {"task": {"call": "germline.align", "shard": 3, "attempt": 2, "job_id": "job-x"}}
+        report = build("EARLY_FAILURE", run, [task], payload, "first")
         assert len(report.failed) == 1
         failed = report.failed[0]
         assert failed.classification.kind is FailureKind.CONTAINER_ERROR
@@ -329,12 +333,12 @@ class TestOtherKinds:
         )
         payload = {
             "job_id": "job-9",
-            "since": iso(T0 + timedelta(minutes=10)),
+            "runnable_since": iso(T0 + timedelta(minutes=10)),
             "status_reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 128 vCPUs",
         }
         report = build(kind, run_item(WF), [task], payload, discriminator="job-9")
         assert report.alert is not None
-        assert report.alert.for_seconds == pytest.approx(110 * 60)
+        assert report.alert.runnable_seconds == pytest.approx(110 * 60)
         mail = email_of(report)
         assert "Queue:        arn:aws:batch:us-east-1:123456789012:job-queue/courier-spot" in mail.body
         assert "For:          1 h 50 min" in mail.body
@@ -476,8 +480,8 @@ def test_non_ended_reports_use_the_run_counters() -> None:
     assert report.counts == {"RUNNABLE": 2}
 
 
-def test_monitor_payload_with_nested_task_summary() -> None:
-    """The monitor writes alert and early-failure payloads as {"task": <summary>, ...}."""
+def test_monitor_payloads_as_the_monitor_writes_them() -> None:
+    """The early failure carries the task's summary under `task`; the stuck alert is flat."""
     summary = {
         "job_id": "job-7",
         "call": "germline.sort",
@@ -497,18 +501,28 @@ def test_monitor_payload_with_nested_task_summary() -> None:
     assert failed.classification.kind is FailureKind.SPOT_INTERRUPTION
     assert failed.log_stream == "cromwell/default/job-7"
 
-    stuck = {**summary, "status": "RUNNABLE", "status_reason": "waiting for capacity"}
-    alert = build("STUCK", run_item(WF), [], {"task": stuck}, "job-7").alert
+    stuck = {
+        "job_id": "job-7",
+        "queue": "courier-spot",
+        "call": "germline.sort",
+        "shard": 4,
+        "attempt": 1,
+        "batch_attempts": 0,
+        "status_reason": "waiting for capacity",
+        "runnable_seconds": 90 * 60,
+        "runnable_since": iso(T0 + timedelta(minutes=30)),
+    }
+    alert = build("STUCK", run_item(WF), [], stuck, "job-7").alert
     assert alert is not None
     assert (alert.call, alert.queue, alert.task_status) == ("germline.sort", "courier-spot", "RUNNABLE")
-    assert alert.for_seconds == pytest.approx(90 * 60)
+    assert alert.runnable_seconds == pytest.approx(90 * 60)
     assert alert.reason == "waiting for capacity"
 
 
 def test_a_task_known_only_by_its_batch_job_name_is_shown_as_such() -> None:
     """Cromwell 91 tasks tied through the script prefix, before the monitor fills them in: the
     call is the job name, shard and attempt are unknown, and no stderr path is guessed."""
-    run = run_item(WF, tasks_FAILED=1, failures=[{"callRoot": f"{BASE}call-align"}])
+    run = run_item(WF, tasks_FAILED=1, failures=[{"call": "germline.sort", "stderr": f"{BASE}call-sort/x"}])
     task = task_item(
         WF,
         "job-91",
@@ -554,3 +568,62 @@ def test_a_second_stuck_alert_of_a_job_after_a_batch_retry_renders() -> None:
     assert report.alert is not None
     assert (report.alert.job_id, report.alert.shard, report.alert.reason) == ("job-9", 2, "waiting")
     assert email_of(report).attributes["event_type"] == "STUCK"
+
+
+class TestWaitingDurations:
+    """The stuck and queue-blocked payloads carry `runnable_since` and `runnable_seconds` (what the
+    monitor writes): the message shows those, not a time it works out from other fields."""
+
+    def test_stuck_shows_the_written_duration_and_since(self) -> None:
+        payload = {
+            "job_id": "job-9",
+            "call": "germline.joint",
+            "shard": -1,
+            "attempt": 1,
+            "batch_attempts": 0,
+            "status_reason": "waiting",
+            "runnable_seconds": 4000,
+            "runnable_since": iso(T0 + timedelta(minutes=10)),
+        }
+        report = build("STUCK", run_item(WF), [], payload, "job-9")
+        assert report.alert is not None
+        assert report.alert.runnable_seconds == 4000
+        assert report.alert.runnable_since == T0 + timedelta(minutes=10)
+        body = email_of(report).body
+        assert "For:          1 h 06 min" in body
+        assert "Since:        2026-03-02 09:10:00 UTC" in body
+        slack = "\n".join(mrkdwn_texts(slack_of(report)))
+        assert "1 h 06 min" in slack
+
+    def test_queue_blocked_without_since_counts_back_from_the_alert(self) -> None:
+        """The monitor's queue-blocked payload has the wait and the Batch event's time (`at`),
+        not `runnable_since`: the wait ends when the alert was raised."""
+        payload = {
+            "job_id": "job-9",
+            "queue": "courier-spot",
+            "call": "germline.joint",
+            "shard": 2,
+            "attempt": 1,
+            "status_reason": "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+            "runnable_seconds": 1800,
+            "batch_attempts": 0,
+            "at": iso(T0 + timedelta(minutes=1)),
+        }
+        report = build("QUEUE_BLOCKED", run_item(WF), [], payload, "job-9")
+        assert report.alert is not None
+        assert report.alert.runnable_seconds == 1800
+        assert report.alert.runnable_since == T0 + timedelta(hours=2) - timedelta(minutes=30)
+        assert "For:          30 min 00 s" in email_of(report).body
+
+    def test_since_from_the_task_item_when_the_payload_has_none(self) -> None:
+        task = task_item(WF, "job-9", status="RUNNABLE", runnable_at=iso(T0 + timedelta(minutes=20)))
+        report = build("STUCK", run_item(WF), [task], {"job_id": "job-9"}, "job-9")
+        assert report.alert is not None
+        assert report.alert.runnable_since == T0 + timedelta(minutes=20)
+        assert report.alert.runnable_seconds == pytest.approx(100 * 60)
+
+    def test_a_retried_jobs_alert_names_the_job_not_its_discriminator(self) -> None:
+        task = task_item(WF, "job-9", status="RUNNABLE", call="germline.joint")
+        report = build("STUCK", run_item(WF), [task], {}, "job-9#2")
+        assert report.alert is not None
+        assert (report.alert.job_id, report.alert.call) == ("job-9", "germline.joint")

@@ -1,35 +1,38 @@
 """Exactly one message per outbox event and channel.
 
-For each event: read its delivery record; build the report only if a channel still needs it; for
+For each event: read its delivery record; build the summary only if a channel still needs it; for
 each such channel claim, send, then mark sent (or release on failure). A channel that succeeded
 is never sent again, whatever happens to the other one; a failed channel makes the record fail,
 so Lambda retries it (partial batch response) and only that channel is sent on the retry. See
-`courier.ledger.reader` for the claim and its one duplicate window.
+`courier.ledger.deliveries` for the claim and its one duplicate window.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from courier.errors import CourierError
-from courier.ledger.reader import STATE_SENT, Claim, ClaimOutcome
+from courier.ledger.deliveries import Claim, ClaimOutcome
+from courier.ledger.records import ChannelDelivery, OutboxEvent
 from courier.models import NotificationKind
 from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
 from notify.render_email import EmailMessage, render_email
 from notify.render_slack import render_slack
-from notify.report import Report
+from notify.summary import RunSummary
 
 SNS = "sns"
 SLACK = "slack"
 
 
-class DeliveryLedger(Protocol):
-    def delivery(self, workflow_id: str, event_sk: str) -> dict[str, dict[str, Any]] | None: ...
+class Deliveries(Protocol):
+    """The delivery records of outbox events (`courier.ledger.deliveries.DeliveryLedger`)."""
+
+    def delivery(self, workflow_id: str, event_sk: str) -> Mapping[str, ChannelDelivery] | None: ...
     def claim(
         self, workflow_id: str, event_sk: str, channel: str, *, token: str, lease_until: datetime
     ) -> Claim: ...
@@ -44,21 +47,25 @@ class Publisher(Protocol):
     def publish(self, message: EmailMessage) -> str: ...
 
 
-class ReportSource(Protocol):
-    def build(self, event: Mapping[str, Any]) -> Report: ...
+class Summaries(Protocol):
+    def build(self, event: OutboxEvent) -> RunSummary: ...
 
 
 class DeliveryIncomplete(CourierError):
-    """At least one channel did not take the message; the stream record must be retried."""
+    """At least one channel did not take the message; the stream record must be retried. `sent`:
+    the channels that did take it (they are not sent again on the retry)."""
 
-    def __init__(self, event_sk: str, errors: Mapping[str, str]) -> None:
+    def __init__(self, event_sk: str, errors: Mapping[str, str], sent: Sequence[str] = ()) -> None:
         self.event_sk = event_sk
         self.errors = dict(errors)
+        self.sent = list(sent)
         super().__init__(f"{event_sk}: " + "; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
 @dataclass(slots=True)
-class Outcome:
+class DeliveryOutcome:
+    """What became of one outbox event: the channels sent now, those skipped, and why."""
+
     event_sk: str
     sent: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -76,8 +83,8 @@ class NotifyOptions:
 class Notifier:
     def __init__(
         self,
-        ledger: DeliveryLedger,
-        reports: ReportSource,
+        ledger: Deliveries,
+        summaries: Summaries,
         *,
         sns: Publisher | None,
         slack: Callable[[], SlackPoster | None] | None,
@@ -85,7 +92,7 @@ class Notifier:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.ledger = ledger
-        self.reports = reports
+        self.summaries = summaries
         self.sns = sns
         self.slack = slack
         self.options = options
@@ -94,16 +101,13 @@ class Notifier:
     def channels(self) -> list[str]:
         return [c for c, on in ((SNS, self.sns is not None), (SLACK, self.slack is not None)) if on]
 
-    def deliver(self, event: Mapping[str, Any], *, deadline: datetime | None = None) -> Outcome:
-        workflow_id = str(event.get("workflow_id") or "")
-        event_sk = str(event.get("sk") or "")
-        outcome = Outcome(event_sk)
-        kind_text = str(event.get("kind") or "").split("#", 1)[0]
-        if not workflow_id or not event_sk or kind_text not in NotificationKind.__members__:
+    def deliver(self, event: OutboxEvent, *, deadline: datetime | None = None) -> DeliveryOutcome:
+        workflow_id, event_sk = event.workflow_id, event.event_sk
+        outcome = DeliveryOutcome(event_sk)
+        if not workflow_id:
             outcome.reason = "not a notification event"
             return outcome
-        kind = NotificationKind(kind_text)
-        if kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
+        if event.kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
             outcome.reason = "SUBMITTED messages are off (NOTIFY_SUBMITTED)"
             return outcome
         record = self.ledger.delivery(workflow_id, event_sk)
@@ -111,13 +115,13 @@ class Notifier:
             logger.warning("outbox event not in the ledger (expired?)", extra={"event_sk": event_sk})
             outcome.reason = "event item missing"
             return outcome
-        pending = [c for c in self.channels() if (record.get(c) or {}).get("state") != STATE_SENT]
+        pending = [c for c in self.channels() if not (c in record and record[c].sent)]
         outcome.skipped = [c for c in self.channels() if c not in pending]
         if not pending:
             outcome.reason = "already delivered"
             return outcome
 
-        report = self.reports.build(event)
+        summary = self.summaries.build(event)
         now = self.clock()
         lease_until = now + self.options.max_lease
         if deadline is not None:
@@ -133,7 +137,7 @@ class Notifier:
                 errors[channel] = "another attempt holds the claim"
                 continue
             try:
-                ref = self._send(channel, report, now)
+                ref = self._send(channel, summary, now)
             except DeliveryError as exc:
                 logger.warning(
                     "delivery failed", extra={"channel": channel, "event_sk": event_sk, "error": str(exc)}
@@ -148,28 +152,28 @@ class Notifier:
                 logger.warning("claim lost before it was marked sent", extra={"channel": channel})
             outcome.sent.append(channel)
         if errors:
-            raise DeliveryIncomplete(event_sk, errors)
+            raise DeliveryIncomplete(event_sk, errors, outcome.sent)
         return outcome
 
-    def _send(self, channel: str, report: Report, now: datetime) -> str:
+    def _send(self, channel: str, summary: RunSummary, now: datetime) -> str:
         if channel == SNS:
             # bandit B101: type narrowing; no -O in Lambda
             assert self.sns is not None  # nosec B101
-            return self.sns.publish(render_email(report, region=self.options.region, now=now))
+            return self.sns.publish(render_email(summary, region=self.options.region, now=now))
         poster = self.slack() if self.slack else None
         if poster is None:
             return "not configured"
-        payload = render_slack(report, region=self.options.region, now=now)
-        run = report.run
+        payload = render_slack(summary, region=self.options.region, now=now)
+        run = summary.run
         if not poster.threads:
             poster.post(payload, channel=None, thread_ts=None, broadcast=False)
             return "webhook"
-        if run.thread_ts:
+        if run.slack_thread_ts:
             posted = poster.post(
                 payload,
-                channel=run.thread_channel or run.slack_channel,
-                thread_ts=run.thread_ts,
-                broadcast=report.ended,
+                channel=run.slack_thread_channel or run.slack_channel,
+                thread_ts=run.slack_thread_ts,
+                broadcast=summary.ended,
             )
             return posted.ts
         posted = poster.post(payload, channel=run.slack_channel, thread_ts=None, broadcast=False)

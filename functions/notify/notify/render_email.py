@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from courier.models import NotificationKind
 from notify.classify import FailureKind, of
 from notify.links import DEFAULT_LOG_GROUP, log_stream_url, s3_uri_url
-from notify.report import Alert, FailedTask, Report
+from notify.summary import Alert, FailedTask, RunSummary
 from notify.text import ascii_only, clip, one_line
 
 #: SNS: "Subjects must be ASCII text that begins with a letter, number, or punctuation mark; must
@@ -44,18 +44,18 @@ def sns_subject(text: str) -> str:
     return subject or SUBJECT_FALLBACK
 
 
-def subject_for(report: Report) -> str:
-    return sns_subject(f"Courier: {report.headline}: {report.run.workflow_name}")
+def subject_for(summary: RunSummary) -> str:
+    return sns_subject(f"Courier: {summary.headline}: {summary.run.name}")
 
 
-def attributes_for(report: Report) -> dict[str, str]:
+def attributes_for(summary: RunSummary) -> dict[str, str]:
     """SNS message attributes (String); empty ones are left out, as SNS refuses empty values."""
     values = {
-        "event_type": report.kind.value,
-        "status": report.status,
-        "workflow_name": report.run.workflow_name,
-        "project": report.run.project or "",
-        "severity": report.severity,
+        "event_type": summary.kind.value,
+        "status": summary.status,
+        "workflow_name": summary.run.name,
+        "project": summary.run.project or "",
+        "severity": summary.severity,
     }
     out = {}
     for key, value in values.items():
@@ -116,16 +116,16 @@ _INTROS = {
 }
 
 
-def intro(report: Report) -> str:
-    name = one_line(report.run.workflow_name, 300)
-    template = _INTROS.get(report.kind, "{name}")
-    return template.format(name=name, status=report.status or "unknown status")
+def intro(summary: RunSummary) -> str:
+    name = one_line(summary.run.name, 300)
+    template = _INTROS.get(summary.kind, "{name}")
+    return template.format(name=name, status=summary.status or "unknown status")
 
 
-def summary_rows(report: Report, now: datetime) -> list[tuple[str, str]]:
-    run = report.run
+def summary_rows(summary: RunSummary, now: datetime) -> list[tuple[str, str]]:
+    run = summary.run
     return [
-        ("Workflow", one_line(run.workflow_name, 500)),
+        ("Workflow", one_line(run.name, 500)),
         ("Id", run.workflow_id),
         ("Status", one_line(run.status, 50) or "-"),
         ("Source", one_line(run.source or "-", 1000)),
@@ -134,7 +134,7 @@ def summary_rows(report: Report, now: datetime) -> list[tuple[str, str]]:
         ("Started", fmt_time(run.started_at)),
         ("Ended", fmt_time(run.ended_at)),
         ("Duration", fmt_duration(run.duration(now)) + ("" if run.ended_at else " so far")),
-        ("Tasks", fmt_counts(report.counts)),
+        ("Tasks", fmt_counts(summary.counts)),
     ]
 
 
@@ -169,78 +169,78 @@ def _failed_lines(task: FailedTask, index: int, region: str) -> list[str]:
     return lines
 
 
-def _alert_lines(alert: Alert, report: Report) -> list[str]:
-    label = "Blocking job" if report.kind is NotificationKind.QUEUE_BLOCKED else "Task"
+def _alert_lines(alert: Alert, summary: RunSummary) -> list[str]:
+    label = "Blocking job" if summary.kind is NotificationKind.QUEUE_BLOCKED else "Task"
     return [
         *_heading(label),
         f"Task:         {task_label(alert.call, alert.shard, alert.attempt)}",
         f"Batch job:    {alert.job_id or '-'}",
         f"Queue:        {one_line(alert.queue or '-', 300)}",
         f"State:        {one_line(alert.task_status or '-', 50)}",
-        f"Since:        {fmt_time(alert.since)}",
-        f"For:          {fmt_duration(alert.for_seconds)}",
+        f"Since:        {fmt_time(alert.runnable_since)}",
+        f"For:          {fmt_duration(alert.runnable_seconds)}",
         f"Batch reason: {alert.reason or '-'}",
     ]
 
 
-def _failed_section(report: Report, region: str) -> list[str]:
+def _failed_section(summary: RunSummary, region: str) -> list[str]:
     lines: list[str] = []
-    title = "First failed task" if report.kind is NotificationKind.EARLY_FAILURE else "Failed tasks"
-    shown = len(report.failed)
-    count = f" ({shown} of {report.failed_total:,})" if report.failed_total > shown else f" ({shown})"
-    lines += _heading(title + (count if report.ended else ""))
-    for i, task in enumerate(report.failed, 1):
+    title = "First failed task" if summary.kind is NotificationKind.EARLY_FAILURE else "Failed tasks"
+    shown = len(summary.failed)
+    count = f" ({shown} of {summary.failed_total:,})" if summary.failed_total > shown else f" ({shown})"
+    lines += _heading(title + (count if summary.ended else ""))
+    for i, task in enumerate(summary.failed, 1):
         lines += _failed_lines(task, i, region)
         lines.append("")
-    if report.failed_total > shown and report.ended:
-        lines.append(f"... and {report.failed_total - shown:,} more failed task(s).")
+    if summary.failed_total > shown and summary.ended:
+        lines.append(f"... and {summary.failed_total - shown:,} more failed task(s).")
     return lines
 
 
-def _end_sections(report: Report, region: str) -> list[str]:
+def _end_sections(summary: RunSummary, region: str) -> list[str]:
     lines: list[str] = []
-    if report.causes:
+    if summary.causes:
         lines += _heading("Failures by cause")
-        for kind, n in sorted(report.causes.items(), key=lambda kv: -kv[1]):
+        for kind, n in sorted(summary.causes.items(), key=lambda kv: -kv[1]):
             lines.append(f"{n:>7,}  {of(FailureKind(kind)).title}")
-    if report.cromwell_errors:
+    if summary.cromwell_errors:
         lines += _heading("Cromwell's failure messages")
-        lines += [f"* {m}" for m in report.cromwell_errors]
-    if report.outputs:
-        lines += _heading(f"Outputs ({len(report.outputs)} of {report.outputs_total:,})")
-        for out in report.outputs:
+        lines += [f"* {m}" for m in summary.cromwell_errors]
+    if summary.outputs:
+        lines += _heading(f"Outputs ({len(summary.outputs)} of {summary.outputs_total:,})")
+        for out in summary.outputs:
             link = s3_uri_url(region, out.value) if out.is_s3 else None
             lines.append(f"* {out.name} = {out.value}" + (f"\n    {link}" if link else ""))
-        if report.outputs_total > len(report.outputs):
-            lines.append(f"... and {report.outputs_total - len(report.outputs):,} more.")
-    if report.cost:
+        if summary.outputs_total > len(summary.outputs):
+            lines.append(f"... and {summary.outputs_total - len(summary.outputs):,} more.")
+    if summary.cost:
         lines += _heading("Cost (estimate)")
-        lines.append(report.cost.describe())
+        lines.append(summary.cost.describe())
         lines.append("Computed from each task's vCPUs, memory and run time at the configured prices;")
         lines.append("it leaves out storage, data transfer and idle instances. Not a bill.")
     return lines
 
 
-def render_email(report: Report, *, region: str, now: datetime) -> EmailMessage:
-    rows = summary_rows(report, now)
-    if report.run.project:
-        rows.append(("Project", one_line(report.run.project, 200)))
+def render_email(summary: RunSummary, *, region: str, now: datetime) -> EmailMessage:
+    rows = summary_rows(summary, now)
+    if summary.run.project:
+        rows.append(("Project", one_line(summary.run.project, 200)))
     width = max(len(k) for k, _ in rows)
-    lines = [intro(report), "", *(f"{k.ljust(width)}  {v}" for k, v in rows)]
-    if report.reasons:
+    lines = [intro(summary), "", *(f"{k.ljust(width)}  {v}" for k, v in rows)]
+    if summary.reasons:
         lines += _heading("Why the run was rejected")
-        lines += [f"* {r}" for r in report.reasons]
+        lines += [f"* {r}" for r in summary.reasons]
         lines += ["", "Fix the files in the run folder and drop the inputs file again."]
-    if report.alert:
-        lines += _alert_lines(report.alert, report)
-    if report.failed:
-        lines += _failed_section(report, region)
-    if report.ended:
-        lines += _end_sections(report, region)
-    lines += ["", RULE, f"Cromwell Courier - {report.kind.value} event, workflow {report.run.workflow_id}"]
+    if summary.alert:
+        lines += _alert_lines(summary.alert, summary)
+    if summary.failed:
+        lines += _failed_section(summary, region)
+    if summary.ended:
+        lines += _end_sections(summary, region)
+    lines += ["", RULE, f"Cromwell Courier - {summary.kind.value} event, workflow {summary.run.workflow_id}"]
     body = "\n".join(lines) + "\n"
-    short = f"{report.headline}: {one_line(report.run.workflow_name, 300)} ({report.run.workflow_id})"
-    message = EmailMessage(subject_for(report), body, short, attributes_for(report))
+    short = f"{summary.headline}: {one_line(summary.run.name, 300)} ({summary.run.workflow_id})"
+    message = EmailMessage(subject_for(summary), body, short, attributes_for(summary))
     return fit_sns(message)
 
 

@@ -10,7 +10,7 @@ from courier.models import NotificationKind, RunStatus
 from notify.classify import FailureKind, of
 from notify.links import DEFAULT_LOG_GROUP, log_stream_url, s3_uri_url
 from notify.render_email import fmt_counts, fmt_duration, fmt_time, intro, task_label
-from notify.report import FailedTask, Report
+from notify.summary import FailedTask, RunSummary
 from notify.text import clean_block, clip, clip_mrkdwn, one_line, slack_escape
 
 # Slack's limits (Block Kit reference and chat.postMessage).
@@ -38,17 +38,24 @@ COLOURS = {
 }
 
 
-def colour(report: Report) -> str:
-    if report.kind is NotificationKind.ENDED:
-        if report.status == RunStatus.SUCCEEDED:
+def colour(summary: RunSummary) -> str:
+    if summary.kind is NotificationKind.ENDED:
+        if summary.status == RunStatus.SUCCEEDED:
             return COLOURS["success"]
-        if report.status == RunStatus.ABORTED:
+        if summary.status == RunStatus.ABORTED:
             return COLOURS["neutral"]
-    return COLOURS[report.severity]
+    return COLOURS[summary.severity]
 
 
-def emoji(report: Report) -> str:
-    match report.kind:
+_END_EMOJI: dict[RunStatus | None, str] = {
+    RunStatus.SUCCEEDED: ":white_check_mark:",
+    RunStatus.FAILED: ":red_circle:",
+    RunStatus.ABORTED: ":black_square_for_stop:",
+}
+
+
+def emoji(summary: RunSummary) -> str:
+    match summary.kind:
         case NotificationKind.REJECTED:
             return ":no_entry:"
         case NotificationKind.SUBMITTED:
@@ -59,11 +66,7 @@ def emoji(report: Report) -> str:
             return ":warning:"
         case _:
             pass
-    return {
-        RunStatus.SUCCEEDED.value: ":white_check_mark:",
-        RunStatus.FAILED.value: ":red_circle:",
-        RunStatus.ABORTED.value: ":black_square_for_stop:",
-    }.get(report.status, ":information_source:")
+    return _END_EMOJI.get(summary.status, ":information_source:")
 
 
 def esc(value: object, limit: int = 0) -> str:
@@ -92,12 +95,12 @@ def _fields(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def _summary(report: Report, now: datetime) -> list[dict[str, Any]]:
-    run = report.run
+def _summary(summary: RunSummary, now: datetime) -> list[dict[str, Any]]:
+    run = summary.run
     duration = fmt_duration(run.duration(now)) + ("" if run.ended_at else " so far")
     source = esc(run.source, 1500) if run.source else "-"
     pairs = [
-        ("Workflow", esc(run.workflow_name, 500)),
+        ("Workflow", esc(run.name, 500)),
         ("Status", esc(run.status or "-", 50)),
         ("Workflow id", f"`{run.workflow_id}`"),
         ("Dropped by", esc(run.requester or "-", 500)),
@@ -106,7 +109,7 @@ def _summary(report: Report, now: datetime) -> list[dict[str, Any]]:
         ("Started", fmt_time(run.started_at)),
         ("Ended", fmt_time(run.ended_at)),
         ("Duration", duration),
-        ("Tasks", esc(fmt_counts(report.counts))),
+        ("Tasks", esc(fmt_counts(summary.counts))),
     ]
     return [_fields(pairs)]
 
@@ -140,78 +143,78 @@ def _failed_blocks(task: FailedTask, index: int, region: str, with_stderr: bool)
     return blocks
 
 
-def render_slack(report: Report, *, region: str, now: datetime) -> dict[str, Any]:
-    name = one_line(report.run.workflow_name)
+def render_slack(summary: RunSummary, *, region: str, now: datetime) -> dict[str, Any]:
+    name = one_line(summary.run.name)
     # Slack decodes &amp; &lt; &gt; in every text object, plain_text included: escape there too.
-    header = clip_mrkdwn(slack_escape(f"{report.headline}: {name}"), MAX_HEADER - len(emoji(report)) - 1)
+    header = clip_mrkdwn(slack_escape(f"{summary.headline}: {name}"), MAX_HEADER - len(emoji(summary)) - 1)
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": f"{emoji(report)} {header}", "emoji": True},
+            "text": {"type": "plain_text", "text": f"{emoji(summary)} {header}", "emoji": True},
         },
-        _section(slack_escape(intro(report))),
-        *_summary(report, now),
+        _section(slack_escape(intro(summary))),
+        *_summary(summary, now),
     ]
     routing = []
-    if report.run.project:
-        routing.append(f"Project: *{esc(report.run.project, 200)}*")
+    if summary.run.project:
+        routing.append(f"Project: *{esc(summary.run.project, 200)}*")
     if routing:
         blocks.append(_context(*routing))
-    if report.reasons:
-        text = "*Why the run was rejected*\n" + "\n".join(f"• {esc(r, 1000)}" for r in report.reasons)
+    if summary.reasons:
+        text = "*Why the run was rejected*\n" + "\n".join(f"• {esc(r, 1000)}" for r in summary.reasons)
         blocks.append(_section(text))
-    if report.alert:
-        a = report.alert
+    if summary.alert:
+        a = summary.alert
         pairs = [
             ("Task", esc(task_label(a.call, a.shard, a.attempt), 500)),
             ("Queue", esc(a.queue or "-", 300)),
             ("State", esc(a.task_status or "-", 50)),
-            ("For", fmt_duration(a.for_seconds)),
-            ("Since", fmt_time(a.since)),
+            ("For", fmt_duration(a.runnable_seconds)),
+            ("Since", fmt_time(a.runnable_since)),
             ("Batch job", f"`{esc(a.job_id or '-', 100)}`"),
         ]
         blocks.append(_fields(pairs))
         blocks.append(_section(f"*Batch's reason*\n{esc(a.reason or '-', 2000)}"))
-    if report.failed:
-        shown = report.failed[:SLACK_FAILED_TASKS]
+    if summary.failed:
+        shown = summary.failed[:SLACK_FAILED_TASKS]
         for i, task in enumerate(shown, 1):
             blocks += _failed_blocks(task, i, region, with_stderr=i <= SLACK_STDERR_TASKS)
-        more = report.failed_total - len(shown)
-        if more > 0 and report.ended:
+        more = summary.failed_total - len(shown)
+        if more > 0 and summary.ended:
             blocks.append(_context(f"… and {more:,} more failed task(s); the e-mail lists up to 20."))
-    if report.causes and report.ended:
+    if summary.causes and summary.ended:
         parts = [
             f"{n:,} x {of(FailureKind(k)).title}"
-            for k, n in sorted(report.causes.items(), key=lambda kv: -kv[1])
+            for k, n in sorted(summary.causes.items(), key=lambda kv: -kv[1])
         ]
         blocks.append(_context("Failures by cause: " + ", ".join(parts)))
-    if report.cromwell_errors:
+    if summary.cromwell_errors:
         text = "*Cromwell's failure messages*\n" + "\n".join(
-            f"• {esc(m, 800)}" for m in report.cromwell_errors
+            f"• {esc(m, 800)}" for m in summary.cromwell_errors
         )
         blocks.append(_section(text))
-    if report.outputs:
-        blocks += _output_blocks(report, region)
-    if report.cost and report.ended:
-        blocks.append(_context(":moneybag: " + slack_escape(report.cost.describe())))
-    blocks.append(_context(f"Cromwell Courier · {report.kind.value} · `{report.run.workflow_id}`"))
-    fallback = clip(f"{report.headline}: {name} ({report.run.workflow_id})", 1000)
+    if summary.outputs:
+        blocks += _output_blocks(summary, region)
+    if summary.cost and summary.ended:
+        blocks.append(_context(":moneybag: " + slack_escape(summary.cost.describe())))
+    blocks.append(_context(f"Cromwell Courier · {summary.kind.value} · `{summary.run.workflow_id}`"))
+    fallback = clip(f"{summary.headline}: {name} ({summary.run.workflow_id})", 1000)
     payload: dict[str, Any] = {
         "text": slack_escape(fallback),
-        "attachments": [{"color": colour(report), "fallback": slack_escape(fallback), "blocks": blocks}],
+        "attachments": [{"color": colour(summary), "fallback": slack_escape(fallback), "blocks": blocks}],
         "unfurl_links": False,
         "unfurl_media": False,
     }
     return fit_slack(payload)
 
 
-def _output_blocks(report: Report, region: str) -> list[dict[str, Any]]:
+def _output_blocks(summary: RunSummary, region: str) -> list[dict[str, Any]]:
     lines = []
-    for out in report.outputs[:SLACK_OUTPUTS]:
+    for out in summary.outputs[:SLACK_OUTPUTS]:
         value = link(s3_uri_url(region, out.value), out.value) if out.is_s3 else esc(out.value, 300)
         lines.append(f"• `{esc(out.name, 200).replace('`', "'")}`: {value}")
-    shown = min(len(report.outputs), SLACK_OUTPUTS)
-    blocks = [_section(f"*Outputs* ({shown:,} of {report.outputs_total:,})")]
+    shown = min(len(summary.outputs), SLACK_OUTPUTS)
+    blocks = [_section(f"*Outputs* ({shown:,} of {summary.outputs_total:,})")]
     chunk: list[str] = []
     size = 0
     for raw in lines:
@@ -223,8 +226,8 @@ def _output_blocks(report: Report, region: str) -> list[dict[str, Any]]:
         size += len(line) + 1
     if chunk:
         blocks.append(_section("\n".join(chunk)))
-    if report.outputs_total > shown:
-        blocks.append(_context(f"… and {report.outputs_total - shown:,} more output(s)."))
+    if summary.outputs_total > shown:
+        blocks.append(_context(f"… and {summary.outputs_total - shown:,} more output(s)."))
     return blocks
 
 

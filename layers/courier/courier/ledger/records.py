@@ -15,14 +15,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, ClassVar, Final, Self
 
 from courier.conventions import LABEL_PROJECT, LABEL_SLACK_CHANNEL
 from courier.ledger import schema as s
-from courier.ledger._codec import from_item, iso
+from courier.ledger._codec import from_item as decode_item
+from courier.ledger._codec import iso
 from courier.models import CallSource, NotificationKind, RunStatus, TaskStatus
 
 __all__ = [
+    "ChannelDelivery",
+    "DeliveryState",
     "EarlyFailurePayload",
     "EndedPayload",
     "FailureEntry",
@@ -35,20 +39,14 @@ __all__ = [
     "SubmittedPayload",
     "TaskSummary",
     "TaskView",
+    "decode_image",
     "parse_time",
-    "plain_item",
 ]
 
 NOT_SCATTERED: Final = -1
 
 
 # -- value coercion: the only copy ------------------------------------------------------------------
-
-
-def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored item or a stream image, in DynamoDB's attribute-value form, as plain Python
-    values (numbers as int or float); what `RunView.from_item` and the others take."""
-    return from_item(item)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -58,7 +56,7 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        ts = datetime.fromisoformat(value)
     except ValueError:
         return None
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
@@ -90,6 +88,8 @@ def as_float(value: Any) -> float | None:
 
 
 def as_str(value: Any) -> str | None:
+    if isinstance(value, str):  # the common case first: this runs for every field of every task
+        return value.strip() or None
     if value is None or isinstance(value, Mapping | list | tuple | set):
         return None
     text = str(value).strip()
@@ -109,14 +109,19 @@ def _shard(value: Any) -> int:
     return NOT_SCATTERED if number is None else number
 
 
-def _status[E: (RunStatus, TaskStatus)](enum: type[E], value: Any) -> E | None:
+_RUN_STATUSES: Final[Mapping[str, RunStatus]] = {member.value: member for member in RunStatus}
+_TASK_STATUSES: Final[Mapping[str, TaskStatus]] = {member.value: member for member in TaskStatus}
+_CALL_SOURCES: Final[Mapping[str, CallSource]] = {member.value: member for member in CallSource}
+
+
+def _run_status(value: Any) -> RunStatus | None:
     text = as_str(value)
-    if text is None:
-        return None
-    try:
-        return enum(text)
-    except ValueError:
-        return None
+    return None if text is None else _RUN_STATUSES.get(text)
+
+
+def _task_status(value: Any) -> TaskStatus | None:
+    text = as_str(value)
+    return None if text is None else _TASK_STATUSES.get(text)
 
 
 def _reasons(value: Any) -> tuple[str, ...]:
@@ -160,7 +165,7 @@ class TaskSummary:
             call=as_str(data.get("call")),
             shard=_shard(data.get("shard")),
             attempt=as_int(data.get("attempt")),
-            status=_status(TaskStatus, data.get("status")),
+            status=_task_status(data.get("status")),
             status_reason=as_str(data.get("status_reason")),
             exit_code=as_int(data.get("exit_code")),
             queue=as_str(data.get("queue")),
@@ -249,10 +254,6 @@ class TaskView:
             sk = as_str(item.get(s.SK)) or ""
             job_id = sk.removeprefix(s.TASK_SK_PREFIX) if sk.startswith(s.TASK_SK_PREFIX) else ""
         source = as_str(item.get("call_source"))
-        try:
-            call_source = CallSource(source) if source else None
-        except ValueError:
-            call_source = None
         attempt = as_int(item.get("attempt"))
         return cls(
             job_id=job_id,
@@ -262,7 +263,7 @@ class TaskView:
             job_name=as_str(item.get("job_name")),
             workflow_id=as_str(item.get("workflow_id")),
             root_workflow_id=as_str(item.get("root_workflow_id")),
-            status=_status(TaskStatus, item.get("status")),
+            status=_task_status(item.get("status")),
             order=as_int(item.get("order")),
             batch_attempts=as_int(item.get("batch_attempts")) or 0,
             status_reason=as_str(item.get("status_reason")),
@@ -277,7 +278,7 @@ class TaskView:
             queue=as_str(item.get("queue")),
             log_group=as_str(item.get("log_group")),
             log_stream=as_str(item.get("log_stream")),
-            call_source=call_source,
+            call_source=_CALL_SOURCES.get(source) if source else None,
             stuck_alerted=parse_time(item.get("stuck_alerted")),
         )
 
@@ -444,7 +445,7 @@ class RunView:
         return cls(
             workflow_id=wf,
             workflow_name=as_str(item.get("workflow_name")),
-            status=_status(RunStatus, item.get("status")),
+            status=_run_status(item.get("status")),
             origin=as_str(item.get("origin")),
             source_bucket=as_str(item.get("source_bucket")),
             inputs_key=as_str(item.get("inputs_key")),
@@ -554,7 +555,7 @@ class EndedPayload:
     @classmethod
     def from_map(cls, raw: Any) -> Self:
         data = as_map(raw)
-        return cls(status=_status(RunStatus, data.get("status")), source=as_str(data.get("source")))
+        return cls(status=_run_status(data.get("status")), source=as_str(data.get("source")))
 
     def to_map(self) -> dict[str, Any]:
         return _drop_none({"status": self.status.value if self.status else None, "source": self.source})
@@ -673,9 +674,69 @@ _PAYLOADS: Final[Mapping[NotificationKind, Any]] = {
 }
 
 
+def decode_image(image: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stream record's `NewImage` or `OldImage` (DynamoDB attribute values) as the stored item
+    the records' `from_item` take ({} for no image)."""
+    return decode_item(image) if image else {}
+
+
+# -- delivery records (written by notify on the event item) -----------------------------------------
+
+
+class DeliveryState(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDelivery:
+    """Notify's record of one channel of one outbox event: `delivery.<channel>` on the event item
+    (see `courier.ledger.deliveries` for the claim that writes it)."""
+
+    state: DeliveryState | None = None
+    token: str | None = None
+    attempts: int = 0
+    claimed_at: datetime | None = None
+    lease_until: datetime | None = None
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+    ref: str | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        data = as_map(raw)
+        state = as_str(data.get("state"))
+        try:
+            known = DeliveryState(state) if state else None
+        except ValueError:
+            known = None
+        return cls(
+            state=known,
+            token=as_str(data.get("token")),
+            attempts=as_int(data.get("attempts")) or 0,
+            claimed_at=parse_time(data.get("claimed_at")),
+            lease_until=parse_time(data.get("lease_until")),
+            sent_at=parse_time(data.get("sent_at")),
+            failed_at=parse_time(data.get("failed_at")),
+            ref=as_str(data.get("ref")),
+            last_error=as_str(data.get("last_error")),
+        )
+
+    @property
+    def sent(self) -> bool:
+        return self.state is DeliveryState.SENT
+
+
+def _deliveries(value: Any) -> dict[str, ChannelDelivery]:
+    return {str(channel): ChannelDelivery.from_map(raw) for channel, raw in as_map(value).items()}
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEvent:
-    """One outbox event item (`EVENT#<KIND>[#<discriminator>]`) with its typed payload."""
+    """One outbox event item (`EVENT#<KIND>[#<discriminator>]`) with its typed payload and, once
+    notify has handled it, its delivery record per channel."""
 
     workflow_id: str
     kind: NotificationKind
@@ -683,6 +744,19 @@ class OutboxEvent:
     payload: Payload
     created_at: datetime | None = None
     discriminator: str = ""
+    delivery: Mapping[str, ChannelDelivery] = field(default_factory=dict)
+
+    @classmethod
+    def from_stream_image(cls, image: Mapping[str, Any]) -> Self | None:
+        """The event of a DynamoDB stream record's `NewImage` (attribute values, as the stream
+        carries them); None when the item is not an outbox event of a known kind."""
+        item = decode_image(image)
+        if item.get(s.TYPE) != s.ITEM_EVENT:
+            return None
+        try:
+            return cls.from_item(item)
+        except ValueError:
+            return None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Self:
@@ -703,6 +777,7 @@ class OutboxEvent:
             payload=_PAYLOADS[kind].from_map(item.get("payload")),
             created_at=parse_time(item.get("created_at")),
             discriminator=discriminator,
+            delivery=_deliveries(item.get(s.DELIVERY_ATTR)),
         )
 
 

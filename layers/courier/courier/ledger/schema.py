@@ -28,6 +28,9 @@ ITEM_TASK: Final = "task"
 ITEM_EVENT: Final = "event"
 ITEM_UNATTRIBUTED: Final = "unattributed"
 
+#: Notify's delivery record on an outbox event item: a map with one entry per channel.
+DELIVERY_ATTR: Final = "delivery"
+
 #: Task counts are flat attributes `tasks_<STATUS>` on the run item (ADD works on absent ones).
 TASK_COUNT_PREFIX: Final = "tasks_"
 

@@ -1,5 +1,5 @@
-"""Reads over one run's partition (run item, task items, outbox events) and the delivery records
-the notify function keeps on outbox event items.
+"""The delivery records the notify function keeps on outbox event items, and the Slack thread it
+records on the run item. (Plain reads of a run's partition are `courier.ledger.views.RunViews`.)
 
 Delivery record: the event item carries a map `delivery`, one entry per channel (`sns`, `slack`):
 
@@ -21,7 +21,7 @@ Sending on a channel is `claim -> send -> mark_sent` (or `release` when the send
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,18 +30,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
-from courier.ledger._codec import conditional_failure, from_item, iso, query_items, serialize, to_item
+from courier.ledger._codec import conditional_failure, from_item, iso, serialize, to_item
+from courier.ledger.records import ChannelDelivery, DeliveryState
+from courier.ledger.views import RunViews
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-DELIVERY_ATTR = "delivery"
+DELIVERY_ATTR = s.DELIVERY_ATTR
 THREAD_TS_ATTR = "slack_thread_ts"
 THREAD_CHANNEL_ATTR = "slack_thread_channel"
 
-STATE_CLAIMED = "claimed"
-STATE_SENT = "sent"
-STATE_FAILED = "failed"
+STATE_CLAIMED = DeliveryState.CLAIMED
+STATE_SENT = DeliveryState.SENT
+STATE_FAILED = DeliveryState.FAILED
 
 _MAX_ERROR_CHARS = 500
 
@@ -69,8 +71,9 @@ class Claim:
     attempts: int = 0
 
 
-class LedgerReader:
-    """Reads for the notify function and its delivery bookkeeping. The client is injected."""
+class DeliveryLedger:
+    """Notify's delivery bookkeeping on the ledger table: claims, sends and failures per event and
+    channel, and the Slack thread of a run. The client is injected."""
 
     def __init__(
         self,
@@ -78,69 +81,19 @@ class LedgerReader:
         client: DynamoDBClient,
         *,
         clock: Callable[[], datetime] = _utcnow,
-        page_size: int = 500,
     ) -> None:
         self.table_name = table_name
         self.client = client
         self.clock = clock
-        self.page_size = page_size
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        resp = self.client.get_item(
-            TableName=self.table_name, Key=to_item({s.PK: pk, s.SK: sk}), ConsistentRead=True
-        )
-        item = resp.get("Item")
-        return from_item(item) if item else None
-
-    def get_run(self, workflow_id: str) -> dict[str, Any] | None:
-        return self._get(s.run_pk(workflow_id), s.RUN_SK)
-
-    def get_event(self, workflow_id: str, event_sk: str) -> dict[str, Any] | None:
-        return self._get(s.run_pk(workflow_id), event_sk)
-
-    def get_task(self, workflow_id: str, job_id: str) -> dict[str, Any] | None:
-        return self._get(s.run_pk(workflow_id), s.task_sk(job_id))
-
-    def _iter_prefix(
-        self, workflow_id: str, prefix: str, attributes: Sequence[str] | None
-    ) -> Iterator[dict[str, Any]]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
-            "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK},
-            "ExpressionAttributeValues": {
-                ":pk": serialize(s.run_pk(workflow_id)),
-                ":prefix": serialize(prefix),
-            },
-            "ConsistentRead": True,
-            "Limit": self.page_size,
-        }
-        if attributes:
-            names = {f"#a{i}": name for i, name in enumerate(attributes)}
-            kwargs["ProjectionExpression"] = ", ".join(names)
-            kwargs["ExpressionAttributeNames"].update(names)
-        yield from query_items(self.client, kwargs)
-
-    def iter_tasks(
-        self, workflow_id: str, attributes: Sequence[str] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Every task item of a run, one page in memory at a time (`attributes`: a projection)."""
-        return self._iter_prefix(workflow_id, s.TASK_SK_PREFIX, attributes)
-
-    def iter_events(self, workflow_id: str) -> Iterator[dict[str, Any]]:
-        return self._iter_prefix(workflow_id, s.EVENT_SK_PREFIX, None)
+        self.views = RunViews(table_name, client)
 
     # -- delivery records ----------------------------------------------------------------------
 
-    def delivery(self, workflow_id: str, event_sk: str) -> dict[str, dict[str, Any]] | None:
-        """The delivery map of an event item ({} when nothing was recorded); None if no item."""
-        item = self.get_event(workflow_id, event_sk)
-        if item is None:
-            return None
-        record = item.get(DELIVERY_ATTR)
-        return dict(record) if isinstance(record, dict) else {}
+    def delivery(self, workflow_id: str, event_sk: str) -> Mapping[str, ChannelDelivery] | None:
+        """The delivery record of an event item per channel ({} when nothing was recorded); None
+        when there is no such item."""
+        event = self.views.event(workflow_id, event_sk)
+        return None if event is None else event.delivery
 
     def claim(
         self, workflow_id: str, event_sk: str, channel: str, *, token: str, lease_until: datetime
@@ -161,10 +114,10 @@ class LedgerReader:
             if conditional_failure(exc):
                 return Claim(ClaimOutcome.MISSING, channel, token)
             raise
-        previous = (self.delivery(workflow_id, event_sk) or {}).get(channel) or {}
-        attempts = int(previous.get("attempts", 0)) + 1
+        previous = (self.delivery(workflow_id, event_sk) or {}).get(channel)
+        attempts = (previous.attempts if previous else 0) + 1
         record = {
-            "state": STATE_CLAIMED,
+            "state": STATE_CLAIMED.value,
             "token": token,
             "attempts": attempts,
             "claimed_at": iso(now),
@@ -188,8 +141,8 @@ class LedgerReader:
                 },
                 ExpressionAttributeValues={
                     ":rec": serialize(record),
-                    ":failed": serialize(STATE_FAILED),
-                    ":claimed": serialize(STATE_CLAIMED),
+                    ":failed": serialize(STATE_FAILED.value),
+                    ":claimed": serialize(STATE_CLAIMED.value),
                     ":now": serialize(iso(now)),
                 },
             )
@@ -200,8 +153,8 @@ class LedgerReader:
         current = self.delivery(workflow_id, event_sk)
         if current is None:
             return Claim(ClaimOutcome.MISSING, channel, token)
-        state = (current.get(channel) or {}).get("state")
-        if state == STATE_SENT:
+        record_now = current.get(channel)
+        if record_now is not None and record_now.sent:
             return Claim(ClaimOutcome.ALREADY_SENT, channel, token)
         return Claim(ClaimOutcome.IN_PROGRESS, channel, token)
 
@@ -209,7 +162,7 @@ class LedgerReader:
         self, workflow_id: str, event_sk: str, channel: str, *, token: str, sets: dict[str, Any], remove: str
     ) -> bool:
         names = {"#d": DELIVERY_ATTR, "#c": channel, "#tok": "token", "#st": "state"}
-        values: dict[str, Any] = {":tok": serialize(token), ":claimed": serialize(STATE_CLAIMED)}
+        values: dict[str, Any] = {":tok": serialize(token), ":claimed": serialize(STATE_CLAIMED.value)}
         parts = []
         for i, (field, value) in enumerate(sets.items()):
             names[f"#f{i}"] = field
@@ -237,7 +190,7 @@ class LedgerReader:
     def mark_sent(self, workflow_id: str, event_sk: str, channel: str, *, token: str, ref: str = "") -> bool:
         """Record a successful send. False when the claim was no longer ours (it had expired and
         another attempt took it over)."""
-        sets = {"state": STATE_SENT, "sent_at": iso(self.clock()), "ref": ref or "-"}
+        sets = {"state": STATE_SENT.value, "sent_at": iso(self.clock()), "ref": ref or "-"}
         return self._update_own_claim(
             workflow_id, event_sk, channel, token=token, sets=sets, remove="lease_until"
         )
@@ -245,7 +198,7 @@ class LedgerReader:
     def release(self, workflow_id: str, event_sk: str, channel: str, *, token: str, error: str) -> bool:
         """Record a failed send, so that the next attempt may claim the channel at once."""
         sets = {
-            "state": STATE_FAILED,
+            "state": STATE_FAILED.value,
             "failed_at": iso(self.clock()),
             "last_error": (error or "error")[:_MAX_ERROR_CHARS],
         }

@@ -1,0 +1,80 @@
+"""The notify function composed: settings, clients, adapters and the Notifier, in one place.
+
+The Lambda handler, the local stack and the tests all build the notifier here. Settings are
+loaded when `compose` is called (not when a module is imported); clients not passed in are the
+container's, with the shared retry configuration of `courier.clients`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from courier import clients
+from courier.ledger.deliveries import DeliveryLedger
+from courier.ledger.views import RunViews
+from courier.settings import load_settings
+from notify.adapters import (
+    S3StderrReader,
+    SecretSource,
+    SlackPoster,
+    SnsPublisher,
+    make_poster,
+    parse_slack_secret,
+)
+from notify.delivery import Notifier, NotifyOptions
+from notify.settings import NotifySettings
+from notify.summary import Prices, SummaryBuilder, SummaryOptions
+
+
+def compose(
+    settings: NotifySettings | None = None,
+    *,
+    dynamodb: Any = None,
+    sns: Any = None,
+    s3: Any = None,
+    secrets: Any = None,
+    slack_base_url: str | None = None,
+    slack_backoff: float = 0.5,
+) -> Notifier:
+    """The Notifier over the ledger, SNS, S3 (stderr tails) and, when a Slack secret is set, Slack.
+
+    `settings`: loaded from the environment when not given. Clients: the container's when not
+    given; tests pass moto clients, and a local Slack URL as `slack_base_url`.
+    """
+    config = settings or load_settings(NotifySettings)
+    table = dynamodb or clients.dynamodb()
+    summaries = SummaryBuilder(
+        RunViews(config.table_name, table),
+        SummaryOptions(
+            prices=Prices(
+                config.on_demand_vcpu_hour,
+                config.on_demand_gb_hour,
+                config.spot_vcpu_hour,
+                config.spot_gb_hour,
+            ),
+            stderr_lines=config.stderr_tail_lines,
+        ),
+        stderr=S3StderrReader(s3 or clients.s3(), max_bytes=config.stderr_max_bytes),
+    )
+    slack = None
+    if config.slack_secret_arn:
+        source = SecretSource(secrets or clients.aws("secretsmanager"), config.slack_secret_arn)
+        cache: dict[str, SlackPoster] = {}
+
+        def slack_poster() -> SlackPoster:
+            secret = source.get()
+            if secret not in cache:
+                cache.clear()
+                cache[secret] = make_poster(
+                    parse_slack_secret(secret), base_url=slack_base_url, backoff=slack_backoff
+                )
+            return cache[secret]
+
+        slack = slack_poster
+    return Notifier(
+        DeliveryLedger(config.table_name, table),
+        summaries,
+        sns=SnsPublisher(sns or clients.aws("sns"), config.topic_arn),
+        slack=slack,
+        options=NotifyOptions(region=config.console_region, notify_submitted=config.notify_submitted),
+    )
