@@ -167,13 +167,13 @@ def failed_run(ledger: Ledger) -> None:
         runnable_since=T0 + timedelta(minutes=5),
         runnable_seconds=90 * 60,
     )
-    assert ledger.runs.put_event(FAILED_RUN, NotificationKind.STUCK, stuck.to_map(), "job-c")
+    assert ledger.runs.put_event(FAILED_RUN, stuck, "job-c")
     blocked = QueueBlockedPayload(
         **waiting,
         status_reason="MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - needs 128 vCPUs",
         runnable_seconds=1500,
     )
-    assert ledger.runs.put_event(FAILED_RUN, NotificationKind.QUEUE_BLOCKED, blocked.to_map(), "job-c")
+    assert ledger.runs.put_event(FAILED_RUN, blocked, "job-c")
     clock.now = T0 + timedelta(hours=2)
     report = {  # what the monitor stores from Cromwell's failed-jobs metadata and root failures
         "failures": [
