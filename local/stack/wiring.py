@@ -41,10 +41,15 @@ def handler_function(handler: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
-def _cromwell(settings: Any) -> Any:
+def _cromwell(settings: Any, clients: ClientFactory) -> Any:
     from courier.cromwell import CromwellClient  # noqa: PLC0415
+    from courier.cromwell_auth import credentials_from  # noqa: PLC0415
 
-    return CromwellClient(settings.cromwell_url, max_attempts=settings.cromwell_max_attempts)
+    return CromwellClient(
+        settings.cromwell_url,
+        max_attempts=settings.cromwell_max_attempts,
+        credentials=credentials_from(_secret_reader(clients), settings.cromwell_auth_secret),
+    )
 
 
 def _secret_reader(clients: ClientFactory) -> Any:
@@ -68,7 +73,7 @@ def _submit(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
         settings,
         s3=clients("s3"),
         dynamodb=clients("dynamodb"),
-        cromwell=_cromwell(settings),
+        cromwell=_cromwell(settings, clients),
         callback_uri=callback_uri,
     )
     return {"service": service}
@@ -82,7 +87,7 @@ def _monitor(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
 
     settings = load_settings(MonitorSettings, env)
     tags = JobTagReader(clients("batch"))
-    return {"service": monitor_service(settings, clients("dynamodb"), _cromwell(settings), tags)}
+    return {"service": monitor_service(settings, clients("dynamodb"), _cromwell(settings, clients), tags)}
 
 
 def _callback(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
@@ -96,7 +101,7 @@ def _callback(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
     def token() -> str:
         return str(reader.require(settings.token_reference).reveal())
 
-    return {"service": callback_service(settings, clients("dynamodb"), _cromwell(settings), token)}
+    return {"service": callback_service(settings, clients("dynamodb"), _cromwell(settings, clients), token)}
 
 
 def _reconciler(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
@@ -105,7 +110,7 @@ def _reconciler(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any
     from monitor.settings import ReconcilerSettings  # noqa: PLC0415
 
     settings = load_settings(ReconcilerSettings, env)
-    return {"service": reconciler(settings, clients("dynamodb"), _cromwell(settings))}
+    return {"service": reconciler(settings, clients("dynamodb"), _cromwell(settings, clients))}
 
 
 def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:

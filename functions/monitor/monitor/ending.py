@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from courier.errors import CromwellError, CromwellNotFound, CromwellUnavailable
+from courier.errors import CromwellAuthError, CromwellError, CromwellNotFound, CromwellUnavailable
 from courier.ledger.runs import RunLedger
 from courier.ledger.tasks import RunCounts, TaskLedger
 from courier.models import RunStatus
@@ -130,7 +130,9 @@ class Ender:
             raw = self.cromwell.status(workflow_id)
         except CromwellNotFound:
             return EndOutcome.NOT_VISIBLE  # an early 404 means still Submitted
-        except CromwellUnavailable as exc:
+        except (CromwellUnavailable, CromwellAuthError) as exc:
+            # Refused credentials are counted and alarmed by the client; the batch's events are
+            # recorded, and failing it would only bring them back to be refused again.
             logger.warning("Cromwell unavailable; the reconciler will check", extra={"error": str(exc)})
             return EndOutcome.UNAVAILABLE
         try:
