@@ -19,11 +19,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from courier.errors import CromwellAuthError, CromwellError, CromwellNotFound, CromwellUnavailable
 from courier.ledger.runs import RunLedger
 from courier.ledger.tasks import RunCounts, TaskLedger
 from courier.models import RunStatus
-from courier.observability import logger
+from courier.observability import logger, metrics
 from monitor.filling import TaskFiller
 from monitor.ports import Cromwell
 from monitor.report import (
@@ -109,6 +111,8 @@ class Ender:
             logger.info(
                 "run ended", extra={"workflow_id": workflow_id, "status": status.value, "by": source.value}
             )
+            # beside submit's RunsSubmitted and RunsRejected: runs by status over time
+            metrics.add_metric(name=f"Runs{status.value}", unit=MetricUnit.Count, value=1)
             return EndOutcome.ENDED
         return EndOutcome.ALREADY_ENDED
 

@@ -26,6 +26,7 @@ from courier.settings import load_settings
 from monitor.adapters import MonitorService, monitor_service
 from monitor.events import BatchJobEvent, parse_sqs_body
 from monitor.settings import MonitorSettings
+from monitor.tracking import Outcome
 
 SETTINGS = load_settings(MonitorSettings)
 
@@ -66,6 +67,7 @@ def lambda_handler(
     service = service or default_service()
     records, parsed = _parsed(list(event.get("Records") or []))
     outcomes: Counter[str] = Counter()
+    moved_to: Counter[str] = Counter()  # tasks by the Batch status they reached
     ended_tasks: list[str] = []
 
     def record_handler(record: SQSRecord) -> str:
@@ -80,6 +82,8 @@ def lambda_handler(
             return "invalid"
         result = service.tracker.track(value)
         outcomes[result.outcome.value] += 1
+        if result.outcome is Outcome.RECORDED and result.status is not None:
+            moved_to[result.status.value] += 1
         if result.ended_a_task and result.root_workflow_id:
             ended_tasks.append(result.root_workflow_id)
         return result.outcome.value
@@ -97,6 +101,8 @@ def lambda_handler(
             )
     for name, count in outcomes.items():
         metrics.add_metric(name=f"BatchEvents_{name}", unit=MetricUnit.Count, value=count)
+    for status, count in moved_to.items():
+        metrics.add_metric(name=f"Tasks_{status}", unit=MetricUnit.Count, value=count)
     failures = len(response.get("batchItemFailures", []))
     if failures:
         metrics.add_metric(name="BatchEventFailures", unit=MetricUnit.Count, value=failures)
