@@ -30,7 +30,7 @@ from monitor.adapters import callback_service
 from monitor.adapters import reconciler as build_reconciler
 from monitor.settings import CallbackSettings, ReconcilerSettings
 from submit.handler import build_service
-from tests.support.monitor_fixtures import CALLBACK_TOKEN, Ctx
+from tests.support.monitor_fixtures import CALLBACK_TOKEN, Ctx, function_url_request
 from tests.support.submit_fixtures import REGION, TABLE, SubmitWorld, make_world
 
 pytestmark = [
@@ -287,16 +287,8 @@ def _callback(ddb: Any, proxy: Proxy, workflow_id: str, state: str) -> dict[str,
         }
     )
     service = callback_service(settings, ddb, proxy.client(), lambda: CALLBACK_TOKEN)
-    body = json.dumps({"workflowId": workflow_id, "state": state, "outputs": {}, "failures": []})
-    request = {
-        "version": "2.0",
-        "rawPath": "/callback",
-        "headers": {"content-type": "application/json", "content-length": str(len(body))},
-        "queryStringParameters": {"token": CALLBACK_TOKEN},
-        "requestContext": {"http": {"method": "POST", "path": "/callback"}},
-        "body": body,
-        "isBase64Encoded": False,
-    }
+    body = {"workflowId": workflow_id, "state": state, "outputs": {}, "failures": []}
+    request = function_url_request(body, token=CALLBACK_TOKEN)
     answer: dict[str, Any] = callback.lambda_handler(request, Ctx(), service=service)
     return answer
 
