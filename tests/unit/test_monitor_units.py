@@ -86,7 +86,7 @@ def test_a_detail_field_of_an_unexpected_shape_is_left_out_not_the_transition() 
 @pytest.mark.parametrize(
     ("path", "value", "named"),
     [
-        (("account",), None, "account"),
+        (("id",), None, "id"),
         (("detail", "jobId"), "", "detail.jobId"),
         (("detail", "status"), "LOST", "detail.status"),
         (("detail-type",), "Batch Job Retried", "detail-type"),

@@ -125,8 +125,14 @@ class BatchJobDetail(BaseModel):
 
 
 class BatchEventModel(EventBridgeModel):
-    """An AWS Batch job event as EventBridge delivers it."""
+    """An AWS Batch job event as EventBridge delivers it. The monitor reads `id`, `time`,
+    `source`, `detail-type` and `detail`; the envelope's other fields may be absent (a hand-built
+    replay; moto's EventBridge leaves out `account`) without refusing the event."""
 
+    version: str = "0"
+    account: str = ""
+    region: str = ""
+    resources: list[str] = Field(default_factory=list)
     source: Literal["aws.batch"]
     detail_type: EventKind = Field(alias="detail-type")
     detail: BatchJobDetail
