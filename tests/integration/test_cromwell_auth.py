@@ -2,10 +2,11 @@
 
 The local Cromwell-compatible API requires each kind in turn (`local.cromwell_api.auth`); the
 credential is a Secrets Manager secret in moto, read by the client the functions share. Submit,
-the reconciler and the callback work with it; a wrong or missing credential is read again once,
-then refused with a typed error that nothing retries: submit refuses the run with a receipt that
-names the secret (and the REJECTED notification), the reconciler stops its sweep and says so, and
-every refusal is counted as `CromwellAuthFailed`.
+the monitor, the reconciler and the callback work with it; a wrong or missing credential is read
+again once, then refused with a typed error that nothing retries: submit refuses the run with a
+receipt that names the secret (and the REJECTED notification), the monitor records its events and
+leaves the end to the reconciler, the reconciler stops its sweep and says so, the callback ends
+its run from its own body, and every refusal is counted as `CromwellAuthFailed`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,20 @@ from courier.ledger._codec import from_item
 from courier.secrets import SecretReader
 from local.cromwell_api import CromwellTestServer
 from local.cromwell_api.auth import RequiredAuth
-from monitor import callback, reconciler
-from monitor.adapters import callback_service
+from monitor import callback, handler, reconciler
+from monitor.adapters import callback_service, monitor_service
 from monitor.adapters import reconciler as build_reconciler
-from monitor.settings import CallbackSettings, ReconcilerSettings
+from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from submit.handler import build_service
-from tests.support.monitor_fixtures import CALLBACK_TOKEN, Ctx, function_url_request
+from tests.support.monitor_fixtures import (
+    CALLBACK_TOKEN,
+    Ctx,
+    FakeTags,
+    Job,
+    function_url_request,
+    lifecycle,
+    sqs_batch,
+)
 from tests.support.submit_fixtures import REGION, TABLE, SubmitWorld, make_world
 
 pytestmark = [
@@ -319,3 +328,29 @@ def test_the_callback_still_ends_the_run_when_the_credentials_are_refused(
     assert any("Cromwell refused" in problem for problem in run["report_problems"])
     assert proxy.calls.auth_failures >= 1
     assert all(o.tries == 2 for o in proxy.calls.outcomes if o.error is not None)
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_monitor_asks_for_the_status_after_the_last_task_and_never_fails_its_batch(
+    aws: tuple[Any, Any], proxy: Proxy, refused: bool
+) -> None:
+    ddb = aws[1]
+    wid = proxy.server.backend.add(name="wf", status="Succeeded").id
+    _record(ddb, wid)
+    if refused:
+        refusing(proxy)
+    settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": proxy.server.url})
+    service = monitor_service(settings, ddb, proxy.client(), FakeTags())
+
+    answer = handler.lambda_handler(sqs_batch(lifecycle(Job("wf.say", wid))), Ctx(), service=service)
+
+    assert answer["batchItemFailures"] == [], "the task events are recorded either way"
+    run = _run(ddb, wid)
+    assert run["tasks_SUCCEEDED"] == 1
+    if refused:
+        assert run["status"] != "Succeeded", "the reconciler ends it once the credential is fixed"
+        assert proxy.calls.auth_failures == 1
+        assert proxy.refused == 2
+    else:
+        assert run["status"] == "Succeeded"
+        assert proxy.refused == 0
