@@ -18,6 +18,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from local.cromwell_api.app import LOCAL_VERSION, CromwellApp, Fault, LoggedRequest
+from local.cromwell_api.auth import RequireAuth, RequiredAuth
 from local.cromwell_api.backend import Backend, InMemoryBackend
 from local.cromwell_api.spec import CromwellSpec
 
@@ -47,9 +48,12 @@ class CromwellTestServer:
         port: int = 0,
         version: str = LOCAL_VERSION,
         spec: CromwellSpec | None = None,
+        auth: RequiredAuth | None = None,
     ) -> None:
         self.backend: Any = backend if backend is not None else InMemoryBackend()
         self.app = CromwellApp(self.backend, spec or shared_spec(), version=version)
+        #: With `auth`, a proxy's credential check in front of the app (`local.cromwell_api.auth`).
+        self.auth = RequireAuth(self.app, auth) if auth is not None else None
         self.host = host
         self.port = port
         self._server: BaseWSGIServer | None = None
@@ -71,7 +75,8 @@ class CromwellTestServer:
         if self._server is not None:
             return self
         self.app.stopping.clear()
-        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
+        served = self.auth if self.auth is not None else self.app
+        server = make_server(self.host, self.port, served, threaded=True, request_handler=_QuietHandler)
         self.port = server.server_port
         self._server = server
         self._thread = threading.Thread(

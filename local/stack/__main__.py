@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds between reconciler runs (default: template)",
     )
+    parser.add_argument(
+        "--cromwell-auth",
+        metavar="SPEC",
+        help="the Cromwell API asks for a credential, as a proxy would: basic:<user>:<password>, "
+        "bearer:<token> or header:<name>:<value> (kept in a secret the functions read)",
+    )
     parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
     parser.add_argument(
         "--timeout", type=float, default=0, help="with --drop: give up after this many seconds"
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"not a folder: {folder}", file=sys.stderr)
             return 2
     ensure_import_paths()
+    from local.cromwell_api.auth import RequiredAuth  # noqa: PLC0415
     from local.stack import LocalStack, LocalStackOptions  # noqa: PLC0415
 
     width = min(shutil.get_terminal_size((110, 20)).columns, 140)
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         callback_port=args.callback_port,
         step_seconds=args.step,
         schedule_seconds=args.reconcile_every,
+        cromwell_auth=RequiredAuth.parse(args.cromwell_auth) if args.cromwell_auth else None,
         on_entry=lambda entry: print(entry.render(width), flush=True),
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")

@@ -29,6 +29,7 @@ NOT_EMULATED: dict[str, str] = {
     "AWS::SQS::QueuePolicy": "queue policies are not enforced locally",
     "AWS::Serverless::LayerVersion": "the layer's package is imported from layers/courier",
     "AWS::CloudWatch::Alarm": "there are no CloudWatch metrics locally",
+    "AWS::CloudWatch::Dashboard": "there are no CloudWatch metrics locally",
 }
 
 

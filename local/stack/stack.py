@@ -69,6 +69,9 @@ class LocalStackOptions:
     engine_factory: Callable[..., Any] | None = None
     on_entry: Callable[[Entry], None] | None = None
     log_level: str = "ERROR"
+    #: A credential the Cromwell API asks for, as a proxy would (`local.cromwell_api.auth`); the
+    #: stack keeps it in a secret and names it in the CromwellAuthSecretArn parameter.
+    cromwell_auth: Any = None
 
 
 class LocalStack:
@@ -113,6 +116,19 @@ class LocalStack:
             self.close()
             raise
         return self
+
+    def _cromwell_auth_parameter(self) -> dict[str, str]:
+        """The CromwellAuthSecretArn parameter: a secret holding the credential the Cromwell API
+        asks for, when it asks for one."""
+        auth = self.options.cromwell_auth
+        if auth is None:
+            return {}
+        arn = self.client("secretsmanager").create_secret(
+            Name=f"{self.options.stack_name}-cromwell-credentials",
+            Description="The credential the local Cromwell API asks for",
+            SecretString=auth.secret_json(),
+        )["ARN"]
+        return {"CromwellAuthSecretArn": arn}
 
     def _set_env(self, name: str, value: str, *, override: bool = True) -> None:
         if name not in self._saved_env:
@@ -166,7 +182,9 @@ class LocalStack:
         self.engine = self._engine(work_dir)
         from local.cromwell_api import CromwellTestServer  # noqa: PLC0415
 
-        server = CromwellTestServer(backend=self.engine, port=opts.cromwell_port).start()
+        server = CromwellTestServer(
+            backend=self.engine, port=opts.cromwell_port, auth=opts.cromwell_auth
+        ).start()
         self._closers.append(server.stop)
         self.cromwell = server
         self.cromwell_url = server.url
@@ -182,6 +200,7 @@ class LocalStack:
             "SlackWebhookSecretArn": slack_secret,
             "WdlWaitSeconds": "5",
             "LogLevel": opts.log_level,
+            **self._cromwell_auth_parameter(),
             **opts.parameters,
         }
         declared = template.get("Parameters") or {}

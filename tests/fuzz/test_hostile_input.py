@@ -26,6 +26,7 @@ from notify.render_slack import render_slack
 from notify.summary import SummaryBuilder, SummaryOptions
 from submit.plan import Limits, RunFolder, SubmissionPlan, plan_submission
 from submit.upload import Upload, parse_upload
+from tests.support.monitor_fixtures import function_url_request
 from tests.support.notify_fixtures import PRICES, FakeStderr, MemoryLedger, valid_sns_subject
 from tests.support.submit_fixtures import object_created_event
 
@@ -106,7 +107,10 @@ BATCH_EVENT: dict[str, Any] = {
     "id": "e1",
     "detail-type": "Batch Job State Change",
     "source": "aws.batch",
+    "account": "123456789012",
     "time": "2026-03-02T10:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:batch:us-east-1:123456789012:job/job-1"],
     "detail": {
         "jobId": "job-1",
         "jobArn": "arn:aws:batch:us-east-1:123456789012:job/job-1",
@@ -189,18 +193,6 @@ def test_parse_event_on_any_json(event: Any) -> None:
 TOKEN = "t" * 48
 
 
-def callback_event(body: Any, **overrides: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "queryStringParameters": {"token": TOKEN},
-        "requestContext": {"http": {"method": "POST"}},
-        "headers": {"content-type": "application/json"},
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "isBase64Encoded": False,
-    }
-    event.update(overrides)
-    return event
-
-
 @FAST
 @given(
     body=json_values | st.text(max_size=200),
@@ -210,9 +202,11 @@ def callback_event(body: Any, **overrides: Any) -> dict[str, Any]:
     method=st.sampled_from(["POST", "GET", "post", ""]),
 )
 def test_callback_reader_answers_a_body_or_a_4xx(body: Any, headers: Any, b64: bool, method: str) -> None:
-    event = callback_event(
-        body, headers=headers, isBase64Encoded=b64, requestContext={"http": {"method": method}}
-    )
+    event = function_url_request(body, token=TOKEN, b64=b64, method=method)
+    if headers is None:
+        del event["headers"]
+    else:
+        event["headers"].update(headers)
     answer = read_callback(event, TOKEN, 4096)
     if isinstance(answer, Refusal):
         assert 400 <= answer.status_code < 500

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from monitor import callback
 from monitor.composition import CallbackService, compose_callback
 from monitor.settings import CallbackSettings
 from tests.support.ledger_table import create_ledger_table
-from tests.support.monitor_fixtures import CALLBACK_TOKEN, Ctx, FakeCromwell
+from tests.support.monitor_fixtures import CALLBACK_TOKEN, Ctx, FakeCromwell, function_url_request
 
 pytestmark = pytest.mark.integration
 
@@ -29,24 +28,7 @@ WF = "3b0c2d6e-8a41-4c55-9d0e-6b1f2a3c4d5e"
 LIMIT = 4096
 
 
-def request(
-    body: Any, *, token: str | None = CALLBACK_TOKEN, b64: bool = False, length: int | None = None
-) -> dict[str, Any]:
-    raw = body if isinstance(body, str) else json.dumps(body)
-    headers = {
-        "content-type": "application/json",
-        "content-length": str(len(raw.encode()) if length is None else length),
-    }
-    return {
-        "version": "2.0",
-        "rawPath": "/callback",
-        "rawQueryString": f"token={token}" if token is not None else "",
-        "headers": headers,
-        **({"queryStringParameters": {"token": token}} if token is not None else {}),
-        "requestContext": {"http": {"method": "POST", "path": "/callback"}},
-        "body": base64.b64encode(raw.encode()).decode() if b64 else raw,
-        "isBase64Encoded": b64,
-    }
+request = function_url_request
 
 
 GOOD = {"workflowId": WF, "state": "Succeeded", "outputs": {"wf.out": 1}, "failures": []}

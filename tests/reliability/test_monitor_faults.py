@@ -8,7 +8,6 @@ per job, task counts that add up, and at most one ENDED outbox event.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 from typing import Any
@@ -31,7 +30,7 @@ from monitor.composition import (
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
-from tests.support.monitor_fixtures import Ctx, FakeTags, Job, lifecycle, sqs_batch
+from tests.support.monitor_fixtures import Ctx, FakeTags, Job, function_url_request, lifecycle, sqs_batch
 from tests.support.submit_fixtures import TABLE
 
 pytestmark = [
@@ -172,16 +171,8 @@ def test_cromwell_down_at_the_last_task_the_reconciler_ends_the_run(
 
 
 def callback_request(workflow_id: str, state: str, token: str | None = TOKEN) -> dict[str, Any]:
-    body = json.dumps({"workflowId": workflow_id, "state": state, "outputs": {"wf.out": 1}, "failures": []})
-    return {
-        "version": "2.0",
-        "rawPath": "/callback",
-        "headers": {"content-type": "application/json", "content-length": str(len(body))},
-        **({"queryStringParameters": {"token": token}} if token is not None else {}),
-        "requestContext": {"http": {"method": "POST", "path": "/callback"}},
-        "body": base64.b64encode(body.encode()).decode(),
-        "isBase64Encoded": True,
-    }
+    body = {"workflowId": workflow_id, "state": state, "outputs": {"wf.out": 1}, "failures": []}
+    return function_url_request(body, token=token, b64=True)
 
 
 def test_callback_ledger_failure_answers_500_and_cromwells_retry_ends_once(

@@ -1,11 +1,13 @@
 """No secret ever reaches a log line: the callback token (in the callback URL submit hands to
-Cromwell, and in each callback request), the Slack webhook URL, and the contents of Cromwell's CA
-bundle. Each handler runs through its success and failure paths that touch the secret, with the
+Cromwell, and in each callback request), the Slack webhook URL, the contents of Cromwell's CA
+bundle, and the credential Courier sends to a Cromwell behind a proxy (each kind, accepted and
+refused). Each handler runs through its success and failure paths that touch the secret, with the
 functions' logger at DEBUG, and everything written to stdout, stderr and Python logging is
 searched for the secret strings."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Iterator
@@ -16,14 +18,17 @@ import boto3
 import pytest
 
 from courier.cromwell import CromwellClient
+from courier.cromwell_auth import SecretCredentials
 from courier.errors import CromwellUnavailable
 from courier.ledger import RunLedger, RunRecord
 from courier.observability import logger
 from courier.secrets import SecretReader, write_ca_bundle
 from courier.settings import load_settings
-from monitor import callback
-from monitor.composition import compose_callback
-from monitor.settings import CallbackSettings
+from local.cromwell_api import CromwellTestServer
+from local.cromwell_api.auth import RequiredAuth
+from monitor import callback, schedule
+from monitor.composition import compose_callback, compose_reconciler
+from monitor.settings import CallbackSettings, ReconcilerSettings
 from notify.composition import compose
 from notify.handler import lambda_handler
 from notify.settings import NotifySettings
@@ -154,3 +159,43 @@ def test_the_ca_bundle_contents_never_reach_a_log_line(world: SubmitWorld, logs:
     logged = logs()
     assert "TLS failure" in logged or "cannot reach Cromwell" in logged or "unavailable" in logged
     assert_absent(logged, PEM_BODY)
+
+
+CREDENTIALS = {
+    "basic": (RequiredAuth.basic("courier", "PASSWORDsecret0123456789"), "PASSWORDsecret0123456789"),
+    "bearer": (RequiredAuth.bearer("BEARERsecretTOKEN0123456789"), "BEARERsecretTOKEN0123456789"),
+    "header": (
+        RequiredAuth.header("x-api-key", "APIKEYsecretVALUE0123456789"),
+        "APIKEYsecretVALUE0123456789",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CREDENTIALS))
+def test_the_cromwell_credential_never_reaches_a_log_line(world: SubmitWorld, logs: Any, kind: str) -> None:
+    required, secret = CREDENTIALS[kind]
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn = secrets.create_secret(Name=f"cromwell-{kind}", SecretString=required.secret_json())["ARN"]
+    reader = SecretReader(secrets_client=secrets)
+    basic = base64.b64encode(f"courier:{secret}".encode()).decode()
+    with CromwellTestServer(auth=required) as server:
+
+        def client() -> CromwellClient:
+            return CromwellClient(server.url, credentials=SecretCredentials(reader, arn), max_attempts=1)
+
+        (ok,) = world.drop_run(f"runs/auth-{kind}-ok")
+        assert world.invoke(ok, world.service(cromwell=client()))["status"] == "Submitted"
+        # the proxy now wants another credential: the kept one and the one read again are refused
+        assert server.auth is not None
+        server.auth.rotate(
+            RequiredAuth(required.kind, required.first, required.second + "x")
+            if required.second
+            else RequiredAuth(required.kind, required.first + "x")
+        )
+        (refused,) = world.drop_run(f"runs/auth-{kind}-refused")
+        assert world.invoke(refused, world.service(cromwell=client()))["status"] == "Rejected"
+        settings = ReconcilerSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
+        sweep = compose_reconciler(settings, dynamodb=world.ddb, cromwell=client())
+        assert "error" in schedule.lambda_handler({"id": "tick"}, FakeContext(), service=sweep)
+        assert server.auth.refused == 4
+    assert_absent(logs(), secret, basic)

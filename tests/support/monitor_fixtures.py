@@ -4,6 +4,7 @@ is in `tests.support.monitor_fakes`."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections import Counter
@@ -14,6 +15,7 @@ from typing import Any
 
 from courier.conventions import job_name_for_call, script_prefix
 from courier.errors import CromwellNotFound
+from local.stack.wiring import function_url_event
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -330,3 +332,28 @@ ROOT_ABORT = sample_id("abort")
 ROOT_BLOCKED = sample_id("blocked")
 CALLBACK_TOKEN = "local-callback-token-0123456789abcdef"
 ROOT88 = sample_id("root88")
+
+
+def function_url_request(
+    body: Any,
+    *,
+    token: str | None = CALLBACK_TOKEN,
+    b64: bool = False,
+    length: int | None = None,
+    method: str = "POST",
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Cromwell's callback as Lambda hands it to the function (a function URL request, payload
+    format 2.0, every field Lambda sends). `body` is JSON-encoded unless it is text already;
+    `length` overrides the Content-Length header."""
+    raw = body if isinstance(body, str) else json.dumps(body)
+    declared = str(len(raw.encode()) if length is None else length)
+    sent = {"content-type": "application/json", "content-length": declared, **(headers or {})}
+    query = f"token={token}" if token is not None else ""
+    event = function_url_event(method, "/callback", query, sent, b"", HOST)
+    event["body"] = base64.b64encode(raw.encode()).decode() if b64 else raw
+    event["isBase64Encoded"] = b64
+    return event
+
+
+HOST = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"

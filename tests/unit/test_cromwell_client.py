@@ -12,6 +12,7 @@ import requests
 
 from courier.cromwell import CromwellClient, QueryResult, SubmitRequest, redact_url
 from courier.errors import (
+    CromwellAuthError,
     CromwellBadRequest,
     CromwellError,
     CromwellNotFound,
@@ -239,7 +240,7 @@ def test_429_is_retried() -> None:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(400, CromwellBadRequest), (404, CromwellNotFound), (403, CromwellError), (401, CromwellError)],
+    [(400, CromwellBadRequest), (404, CromwellNotFound), (403, CromwellError), (401, CromwellAuthError)],
 )
 def test_4xx_is_never_retried(status: int, kind: type[CromwellError]) -> None:
     sleeps: list[float] = []

@@ -4,6 +4,7 @@ Batch tag reader."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from monitor.attribution import Attributor, CallSource, Source, workflow_uuid
 from monitor.end_report import ReportLimits, bound_failures, bound_outputs, iter_failed_calls
 from monitor.events import EventKind, parse_event, parse_sqs_body
 from monitor.inbound import CallbackBody, Refusal, read_callback
-from tests.support.monitor_fixtures import T0, FakeTags, Job
+from tests.support.monitor_fixtures import T0, FakeTags, Job, function_url_request
 
 ROOT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -66,6 +67,44 @@ def test_unusable_bodies_are_invalid_events(body: str) -> None:
         parse_sqs_body(body)
 
 
+def test_a_detail_field_of_an_unexpected_shape_is_left_out_not_the_transition() -> None:
+    raw = Job("wf.a", ROOT, vcpus=2).event("FAILED", exit_code=1)
+    raw["detail"]["container"]["environment"] = [{"name": "BATCH_FILE_S3_URL", "value": "s3://b/k"}, 7, "x"]
+    raw["detail"]["container"]["logConfiguration"] = "awslogs"
+    raw["detail"]["statusReason"] = {"not": "text"}
+    raw["detail"]["attempts"] = [None, {"container": {"exitCode": True}}]
+    event = parse_event(raw)
+    assert (event.status, event.exit_code, event.vcpus) == (TaskStatus.FAILED, 1, 2)
+    assert event.script_url == "s3://b/k"
+    assert event.log_group == "/aws/batch/job"
+    assert event.status_reason is None
+    assert event.batch_attempts == 2
+    assert event.raw is raw
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "named"),
+    [
+        (("id",), None, "id"),
+        (("detail", "jobId"), "", "detail.jobId"),
+        (("detail", "status"), "LOST", "detail.status"),
+        (("detail-type",), "Batch Job Retried", "detail-type"),
+        (("time",), "yesterday", "time"),
+    ],
+)
+def test_an_unusable_event_says_which_field(path: tuple[str, ...], value: Any, named: str) -> None:
+    raw = Job("wf.a", ROOT).event("RUNNING")
+    parent = raw
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is None:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    with pytest.raises(InvalidEvent, match=re.escape(named)):
+        parse_event(raw)
+
+
 def test_attribution_order_tags_then_batch_tags_then_prefix_then_pointer() -> None:
     tagged = Job("wf.sub_task", ROOT, shard=2, attempt=2, workflow_id="11111111-1111-4111-8111-111111111111")
     who = Attributor(None, NoPointers()).attribute(parse_event(tagged.event("RUNNING")))
@@ -103,11 +142,8 @@ def test_workflow_ids_in_label_form_are_read() -> None:
     assert workflow_uuid("nope") is None
 
 
-def _url(body: str, token: str | None = "t0ken", **extra: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {"headers": {}, "body": body, "isBase64Encoded": False, **extra}
-    if token is not None:
-        event["queryStringParameters"] = {"token": token}
-    return event
+def _url(body: str, token: str | None = "t0ken", **options: Any) -> dict[str, Any]:
+    return function_url_request(body, token=token, **options)
 
 
 def test_read_callback_accepts_cromwells_body() -> None:
@@ -122,9 +158,10 @@ def test_read_callback_accepts_cromwells_body() -> None:
     [
         (_url("{}", token=None), 403),
         (_url("{}", token="T0KEN"), 403),
-        (_url("{}", requestContext={"http": {"method": "GET"}}), 405),
+        (_url("{}", method="GET"), 405),
         (_url("x" * 2000), 413),
-        (_url("", headers={"Content-Length": "abc"}), 400),
+        (_url("", headers={"content-length": "abc"}), 400),
+        ({"body": "{}", "queryStringParameters": {"token": "t0ken"}}, 400),  # not a function URL request
         (_url(""), 400),
     ],
 )

@@ -173,3 +173,47 @@ def test_ca_bundle_from_ssm_feeds_the_client(aws: tuple[Any, Any], tmp_path: Pat
     path = write_ca_bundle(pem, directory=str(tmp_path))
 
     assert Path(path).read_text() == PEM
+
+
+def test_a_value_is_kept_max_age_seconds_and_refresh_reads_it_again(aws: tuple[Any, Any]) -> None:
+    ssm, secrets = aws
+    ssm.put_parameter(Name="/p", Value="one", Type="SecureString")
+    kept = SecretReader(ssm, secrets, max_age=300)
+    expiring = SecretReader(ssm, secrets, max_age=0)  # every read goes to SSM
+    assert kept.require("ssm:/p").reveal() == expiring.require("ssm:/p").reveal() == "one"
+
+    ssm.put_parameter(Name="/p", Value="two", Type="SecureString", Overwrite=True)
+
+    assert kept.require("ssm:/p").reveal() == "one"
+    assert expiring.require("ssm:/p").reveal() == "two"
+    refreshed = kept.refresh("ssm:/p")
+    assert refreshed is not None
+    assert refreshed.reveal() == "two"
+    assert kept.require("ssm:/p").reveal() == "two"
+
+
+def test_a_rotated_ca_bundle_is_used_without_a_new_client(
+    aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The functions' Cromwell client asks for the bundle at each request: once the kept value
+    expires, a rotated PEM becomes a new file and the next request verifies with it."""
+    from courier import clients  # noqa: PLC0415
+
+    ssm, _ = aws
+    monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "0")
+    clients.aws.cache_clear()
+    clients.secret_reader.cache_clear()
+    try:
+        ssm.put_parameter(Name="/courier/ca", Value=PEM, Type="SecureString")
+        client = clients.cromwell("https://cromwell.internal", "ssm:/courier/ca", auth_secret="")
+        assert callable(client.verify)
+        first = client.verify()
+        rotated = PEM.replace("fakefakefake", "rotatedrotated")
+        ssm.put_parameter(Name="/courier/ca", Value=rotated, Type="SecureString", Overwrite=True)
+        second = client.verify()
+        assert first != second
+        assert Path(second).read_text() == rotated
+        assert client.credentials is None
+    finally:
+        clients.aws.cache_clear()
+        clients.secret_reader.cache_clear()

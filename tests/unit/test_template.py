@@ -392,6 +392,28 @@ def test_every_parking_queue_has_an_alarm(resources: dict[str, Any]) -> None:
     alarmed = {
         res["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for res in resources.values()
-        if res["Type"] == "AWS::CloudWatch::Alarm"
+        if res["Type"] == "AWS::CloudWatch::Alarm" and res["Properties"].get("Namespace") == "AWS/SQS"
     }
     assert alarmed == {"SubmitParkingQueue", "SubmitEventsDLQ", "BatchEventsDLQ", "NotifyDLQ"}
+
+
+def test_functions_that_call_cromwell_read_exactly_the_credentials_secret(resources: dict[str, Any]) -> None:
+    functions = _functions(resources)
+    for name in ("SubmitFunction", "MonitorFunction", "CallbackFunction", "ReconcilerFunction"):
+        assert functions[name]["Environment"]["Variables"]["CROMWELL_AUTH_SECRET"] == {
+            "Ref": "CromwellAuthSecretArn"
+        }
+        policies = resources[functions[name]["Role"]["Fn::GetAtt"][0]]["Properties"]["ManagedPolicyArns"]
+        assert {"Ref": "CromwellClientPolicy"} in policies
+    assert "CROMWELL_AUTH_SECRET" not in functions["NotifyFunction"]["Environment"]["Variables"]
+    statements = resources["CromwellClientPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (read,) = [st["Fn::If"] for st in statements if "Fn::If" in st and st["Fn::If"][0] == "HasCromwellAuth"]
+    assert read[1] == {
+        "Sid": "ReadCromwellCredentials",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": {"Ref": "CromwellAuthSecretArn"},
+    }
+    assert read[2] == {"Ref": "AWS::NoValue"}
+    alarm = resources["CromwellAuthFailedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("CromwellCourier", "CromwellAuthFailed")

@@ -22,6 +22,7 @@ from courier.errors import InvalidEvent
 from courier.observability import logger, metrics, tracer
 from monitor.composition import MonitorService, compose_batch_events
 from monitor.events import BatchJobEvent, parse_sqs_body
+from monitor.tracking import TrackOutcome
 
 
 @cache
@@ -58,6 +59,7 @@ def lambda_handler(
     service = service or default_service()
     records, parsed = _parsed(list(event.get("Records") or []))
     outcomes: Counter[str] = Counter()
+    moved_to: Counter[str] = Counter()  # tasks by the Batch status they reached
     ended_tasks: list[str] = []
 
     def record_handler(record: SQSRecord) -> str:
@@ -72,6 +74,8 @@ def lambda_handler(
             return "invalid"
         result = service.tracker.track(value)
         outcomes[result.outcome.value] += 1
+        if result.outcome is TrackOutcome.RECORDED and result.status is not None:
+            moved_to[result.status.value] += 1
         if result.ended_a_task and result.root_workflow_id:
             ended_tasks.append(result.root_workflow_id)
         return result.outcome.value
@@ -89,6 +93,8 @@ def lambda_handler(
             )
     for name, count in outcomes.items():
         metrics.add_metric(name=f"BatchEvents_{name}", unit=MetricUnit.Count, value=count)
+    for status, count in moved_to.items():
+        metrics.add_metric(name=f"Tasks_{status}", unit=MetricUnit.Count, value=count)
     failures = len(response.get("batchItemFailures", []))
     if failures:
         metrics.add_metric(name="BatchEventFailures", unit=MetricUnit.Count, value=failures)

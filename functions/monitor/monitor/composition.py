@@ -162,6 +162,7 @@ def _cromwell(settings: CromwellSettings, given: Cromwell | None, secrets: Secre
         settings.cromwell_url,
         settings.cromwell_ca_bundle,
         max_attempts=settings.cromwell_max_attempts,
+        auth_secret=settings.cromwell_auth_secret,
         secrets=secrets,
     )
 

@@ -19,10 +19,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from courier.errors import CromwellError, CromwellNotFound, CromwellUnavailable
+from aws_lambda_powertools.metrics import MetricUnit
+
+from courier.errors import CromwellAuthError, CromwellError, CromwellNotFound, CromwellUnavailable
 from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
-from courier.observability import logger
+from courier.observability import logger, metrics
 from monitor.end_report import (
     ReportLimits,
     bound_failures,
@@ -108,6 +110,8 @@ class Ender:
             logger.info(
                 "run ended", extra={"workflow_id": workflow_id, "status": status.value, "by": source.value}
             )
+            # beside submit's RunsSubmitted and RunsRejected: runs by status over time
+            metrics.add_metric(name=f"Runs{status.value}", unit=MetricUnit.Count, value=1)
             return EndOutcome.ENDED
         return EndOutcome.ALREADY_ENDED
 
@@ -129,7 +133,9 @@ class Ender:
             raw = self.cromwell.status(workflow_id)
         except CromwellNotFound:
             return EndOutcome.NOT_VISIBLE  # an early 404 means still Submitted
-        except CromwellUnavailable as exc:
+        except (CromwellUnavailable, CromwellAuthError) as exc:
+            # Refused credentials are counted and alarmed by the client; the batch's events are
+            # recorded, and failing it would only bring them back to be refused again.
             logger.warning("Cromwell unavailable; the reconciler will check", extra={"error": str(exc)})
             return EndOutcome.UNAVAILABLE
         try:

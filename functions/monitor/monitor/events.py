@@ -2,17 +2,31 @@
 
 An SQS message body is one EventBridge event, exactly as EventBridge delivered it: `source`
 `aws.batch`, `detail-type` `Batch Job State Change` or `Batch Job Queue Blocked`, and a `detail`
-shaped like DescribeJobs' JobDetail.
+shaped like DescribeJobs' JobDetail. It is validated with a Powertools parser model
+(`BatchEventModel`, an `EventBridgeModel` whose `detail` is `BatchJobDetail`): the envelope, the
+job id and a known status are required; the rest of the detail is read where it has the expected
+type and left out where it has not (a field of an unexpected shape never loses the transition).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 from courier.errors import InvalidEvent
 from courier.models import TaskStatus, task_order
@@ -24,6 +38,104 @@ SCRIPT_URL_VARIABLE: Final = "BATCH_FILE_S3_URL"
 class EventKind(StrEnum):
     STATE_CHANGE = "Batch Job State Change"
     QUEUE_BLOCKED = "Batch Job Queue Blocked"
+
+
+# -- the parser models ---------------------------------------------------------------------------
+
+
+def _or_default(default: Callable[[], Any]) -> WrapValidator:
+    """An optional part of the detail: its value when it validates, else `default()`."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            return default()
+
+    return WrapValidator(validate)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+Text = Annotated[str | None, BeforeValidator(_blank_is_none), _or_default(lambda: None)]
+Number = Annotated[float | None, BeforeValidator(_no_bool), _or_default(lambda: None)]
+Whole = Annotated[int | None, BeforeValidator(_no_bool), _or_default(lambda: None)]
+
+
+#: A list whose entries of an unexpected shape are None (and skipped by the reader).
+type Entries[T] = Annotated[list[Annotated[T | None, _or_default(lambda: None)]], _or_default(list)]
+
+
+class NameValue(BaseModel):
+    name: str
+    value: Text = None
+
+
+class ResourceRequirement(BaseModel):
+    type: Text = None
+    value: Number = None
+
+
+class LogConfiguration(BaseModel):
+    logDriver: Text = None
+    options: Annotated[dict[str, Any], _or_default(dict)] = Field(default_factory=dict)
+
+
+class BatchContainer(BaseModel):
+    vcpus: Number = None
+    memory: Number = None
+    exitCode: Whole = None
+    logStreamName: Text = None
+    environment: Entries[NameValue] = Field(default_factory=list)
+    resourceRequirements: Entries[ResourceRequirement] = Field(default_factory=list)
+    logConfiguration: Annotated[LogConfiguration | None, _or_default(lambda: None)] = None
+
+
+Container = Annotated[BatchContainer, _or_default(BatchContainer)]
+
+
+class BatchAttempt(BaseModel):
+    container: Container = Field(default_factory=BatchContainer)
+    statusReason: Text = None
+
+
+class BatchJobDetail(BaseModel):
+    """The part of DescribeJobs' JobDetail the monitor reads."""
+
+    jobId: str = Field(min_length=1)
+    status: TaskStatus
+    jobArn: Text = None
+    jobName: Text = None
+    jobQueue: Text = None
+    statusReason: Text = None
+    attempts: Entries[BatchAttempt] = Field(default_factory=list)
+    createdAt: Whole = None
+    startedAt: Whole = None
+    stoppedAt: Whole = None
+    container: Container = Field(default_factory=BatchContainer)
+    tags: Annotated[dict[str, Any] | None, _or_default(lambda: None)] = None
+
+
+class BatchEventModel(EventBridgeModel):
+    """An AWS Batch job event as EventBridge delivers it. The monitor reads `id`, `time`,
+    `source`, `detail-type` and `detail`; the envelope's other fields may be absent (a hand-built
+    replay; moto's EventBridge leaves out `account`) without refusing the event."""
+
+    version: str = "0"
+    account: str = ""
+    region: str = ""
+    resources: list[str] = Field(default_factory=list)
+    source: Literal["aws.batch"]
+    detail_type: EventKind = Field(alias="detail-type")
+    detail: BatchJobDetail
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +172,7 @@ class BatchJobEvent:
 
 
 def parse_sqs_body(body: str) -> BatchJobEvent:
+    """One SQS message body (the JSON text of one EventBridge event)."""
     try:
         event = json.loads(body)
     except (TypeError, ValueError) as exc:
@@ -68,132 +181,78 @@ def parse_sqs_body(body: str) -> BatchJobEvent:
 
 
 def parse_event(event: Any) -> BatchJobEvent:
+    """One EventBridge event, already decoded from JSON."""
     if not isinstance(event, Mapping):
         raise InvalidEvent("EventBridge event is not a JSON object", event=event)
-    if event.get("source") != "aws.batch":
-        raise InvalidEvent(f"not an AWS Batch event (source {event.get('source')!r})", event=event)
     try:
-        kind = EventKind(str(event.get("detail-type")))
-    except ValueError:
-        raise InvalidEvent(f"unexpected detail-type {event.get('detail-type')!r}", event=event) from None
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise InvalidEvent("event has no detail object", event=event)
-    job_id = _str(detail.get("jobId"))
-    if not job_id:
-        raise InvalidEvent("event detail has no jobId", event=event)
-    raw_status = _str(detail.get("status")) or ""
-    try:
-        status = TaskStatus(raw_status)
-    except ValueError:
-        raise InvalidEvent(f"unknown Batch job status {raw_status!r}", event=event) from None
-    attempts = _list(detail.get("attempts"))
-    container = _mapping(detail.get("container"))
-    last_attempt = _mapping(attempts[-1]) if attempts else {}
-    last_container = _mapping(last_attempt.get("container"))
+        model: BatchEventModel = parse(event=dict(event), model=BatchEventModel)
+    except ValidationError as exc:
+        raise InvalidEvent(_problem(exc), event=event) from None
+    detail = model.detail
+    last = (detail.attempts[-1] if detail.attempts else None) or BatchAttempt()
+    container, last_container = detail.container, last.container
     vcpus, memory = _resources(container)
-    exit_code = _int(container.get("exitCode"))
-    if exit_code is None:
-        exit_code = _int(last_container.get("exitCode"))
-    tags = detail.get("tags")
+    exit_code = container.exitCode if container.exitCode is not None else last_container.exitCode
+    tags = detail.tags or {}
     return BatchJobEvent(
-        kind=kind,
-        event_id=_str(event.get("id")) or job_id,
-        time=_iso_time(event.get("time")),
-        job_id=job_id,
-        job_arn=_str(detail.get("jobArn")) or "",
-        job_name=_str(detail.get("jobName")) or "",
-        queue=_queue_name(_str(detail.get("jobQueue")) or ""),
-        status=status,
-        status_reason=_str(detail.get("statusReason")) or _str(last_attempt.get("statusReason")),
-        batch_attempts=len(attempts),
-        created_at=_epoch_ms(detail.get("createdAt")),
-        started_at=_epoch_ms(detail.get("startedAt")),
-        stopped_at=_epoch_ms(detail.get("stoppedAt")),
+        kind=model.detail_type,
+        event_id=model.id or detail.jobId,
+        time=model.time if model.time.tzinfo else model.time.replace(tzinfo=UTC),
+        job_id=detail.jobId,
+        job_arn=detail.jobArn or "",
+        job_name=detail.jobName or "",
+        queue=_queue_name(detail.jobQueue or ""),
+        status=detail.status,
+        status_reason=detail.statusReason or last.statusReason,
+        batch_attempts=len(detail.attempts),
+        created_at=_epoch_ms(detail.createdAt),
+        started_at=_epoch_ms(detail.startedAt),
+        stopped_at=_epoch_ms(detail.stoppedAt),
         exit_code=exit_code,
         vcpus=vcpus,
         memory_mib=memory,
         log_group=_log_group(container),
-        log_stream=_str(container.get("logStreamName")) or _str(last_container.get("logStreamName")),
+        log_stream=container.logStreamName or last_container.logStreamName,
         script_url=_environment(container).get(SCRIPT_URL_VARIABLE),
-        tags={str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {},
+        tags={str(k): str(v) for k, v in tags.items()},
         raw=event,
     )
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def _problem(exc: ValidationError) -> str:
+    """What is wrong, in one line: the first problems by field path (never the values)."""
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"]) or "event"
+        parts.append(f"{where}: {error['msg']}")
+    return "not a usable AWS Batch event: " + "; ".join(parts)
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _resources(container: Mapping[str, Any]) -> tuple[float | None, int | None]:
-    vcpus = _number(container.get("vcpus"))
-    memory_value = _number(container.get("memory"))
-    requirements = container.get("resourceRequirements")
-    if isinstance(requirements, list):
-        for req in requirements:
-            if not isinstance(req, Mapping):
-                continue
-            kind = req.get("type")
-            if kind == "VCPU" and vcpus is None:
-                vcpus = _number(req.get("value"))
-            elif kind == "MEMORY" and memory_value is None:
-                memory_value = _number(req.get("value"))
+def _resources(container: BatchContainer) -> tuple[float | None, int | None]:
+    vcpus, memory_value = container.vcpus, container.memory
+    for req in container.resourceRequirements:
+        if req is None:
+            continue
+        if req.type == "VCPU" and vcpus is None:
+            vcpus = req.value
+        elif req.type == "MEMORY" and memory_value is None:
+            memory_value = req.value
     memory = int(memory_value) if memory_value is not None else None
     if vcpus is not None and vcpus.is_integer():
         vcpus = float(int(vcpus))
     return vcpus, memory
 
 
-def _environment(container: Mapping[str, Any]) -> dict[str, str]:
-    env = container.get("environment")
-    out: dict[str, str] = {}
-    if isinstance(env, list):
-        for entry in env:
-            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
-                out[entry["name"]] = str(entry.get("value") or "")
-    return out
+def _environment(container: BatchContainer) -> dict[str, str]:
+    return {entry.name: entry.value or "" for entry in container.environment if entry is not None}
 
 
-def _log_group(container: Mapping[str, Any]) -> str:
-    config = container.get("logConfiguration")
-    if isinstance(config, Mapping) and config.get("logDriver") == "awslogs":
-        options = config.get("options")
-        if isinstance(options, Mapping) and _str(options.get("awslogs-group")):
-            return str(options["awslogs-group"])
+def _log_group(container: BatchContainer) -> str:
+    config = container.logConfiguration
+    if config is not None and config.logDriver == "awslogs":
+        group = config.options.get("awslogs-group")
+        if isinstance(group, str) and group:
+            return group
     return DEFAULT_LOG_GROUP
 
 
@@ -201,18 +260,7 @@ def _queue_name(arn: str) -> str:
     return arn.rsplit("/", 1)[-1] if "/" in arn else arn
 
 
-def _epoch_ms(value: Any) -> datetime | None:
-    number = _int(value)
-    if number is None or number <= 0:
+def _epoch_ms(value: int | None) -> datetime | None:
+    if value is None or value <= 0:
         return None
-    return datetime.fromtimestamp(number / 1000, tz=UTC)
-
-
-def _iso_time(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidEvent(f"event time {value!r} is not ISO 8601") from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    raise InvalidEvent("event has no time")
+    return datetime.fromtimestamp(value / 1000, tz=UTC)

@@ -1,5 +1,7 @@
 """Cromwell's completion callback as it reaches a Lambda function URL (payload format 2.0),
-checked in this order: method, token, size, JSON, shape. Pure functions: no I/O.
+checked in this order: request shape, method, token, size, JSON, body shape. Pure functions: no I/O.
+
+* The request is parsed with Powertools' `LambdaFunctionUrlModel`; anything else -> 400.
 
 * The token travels in the query string: `<function URL>callback?token=<secret>` (Cromwell sends
   no authorization header). Compared with `hmac.compare_digest`. Missing or wrong -> 403.
@@ -15,11 +17,12 @@ import base64
 import binascii
 import hmac
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import LambdaFunctionUrlModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
@@ -38,32 +41,28 @@ class Refusal:
     message: str
 
 
-def _header(headers: Any, name: str) -> str | None:
-    if not isinstance(headers, Mapping):
-        return None
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == name:
-            return str(value)
-    return None
-
-
-def _token(event: Mapping[str, Any]) -> str | None:
-    params = event.get("queryStringParameters")
-    if isinstance(params, Mapping):
-        value = params.get("token")
-        if isinstance(value, str) and value:
+def _header(request: LambdaFunctionUrlModel, name: str) -> str | None:
+    for key, value in request.headers.items():
+        if key.lower() == name:
             return value
     return None
 
 
+def _token(request: LambdaFunctionUrlModel) -> str | None:
+    value = (request.queryStringParameters or {}).get("token")
+    return value or None
+
+
 def read_callback(event: Any, expected_token: str, max_bytes: int) -> CallbackBody | Refusal:
     """The validated body, or why the request is refused (nothing may be written then)."""
-    if not isinstance(event, Mapping):
+    try:
+        request: LambdaFunctionUrlModel = parse(event=event, model=LambdaFunctionUrlModel)
+    except (ValidationError, TypeError, ValueError):
         return Refusal(400, "not a function URL request")
-    refused = _check_access(event, expected_token)
+    refused = _check_access(request, expected_token)
     if refused is not None:
         return refused
-    data = _body_bytes(event, max_bytes)
+    data = _body_bytes(request, max_bytes)
     if isinstance(data, Refusal):
         return data
     try:
@@ -79,13 +78,10 @@ def read_callback(event: Any, expected_token: str, max_bytes: int) -> CallbackBo
         return Refusal(400, f"unexpected callback shape: {problems}")
 
 
-def _check_access(event: Mapping[str, Any], expected_token: str) -> Refusal | None:
-    context = event.get("requestContext")
-    http = context.get("http") if isinstance(context, Mapping) else None
-    method = str(http.get("method") or "POST").upper() if isinstance(http, Mapping) else "POST"
-    if method != "POST":
+def _check_access(request: LambdaFunctionUrlModel, expected_token: str) -> Refusal | None:
+    if request.requestContext.http.method != "POST":
         return Refusal(405, "use POST")
-    token = _token(event)
+    token = _token(request)
     if not expected_token or token is None:
         return Refusal(403, "forbidden")
     if not hmac.compare_digest(token.encode("utf-8"), expected_token.encode("utf-8")):
@@ -93,8 +89,8 @@ def _check_access(event: Mapping[str, Any], expected_token: str) -> Refusal | No
     return None
 
 
-def _declared_length(event: Mapping[str, Any]) -> int | Refusal | None:
-    length = _header(event.get("headers"), "content-length")
+def _declared_length(request: LambdaFunctionUrlModel) -> int | Refusal | None:
+    length = _header(request, "content-length")
     if length is None:
         return None
     if not length.strip().isdigit():
@@ -102,15 +98,15 @@ def _declared_length(event: Mapping[str, Any]) -> int | Refusal | None:
     return int(length)
 
 
-def _body_bytes(event: Mapping[str, Any], max_bytes: int) -> bytes | Refusal:
+def _body_bytes(request: LambdaFunctionUrlModel, max_bytes: int) -> bytes | Refusal:
     too_large = Refusal(413, f"body larger than {max_bytes} bytes")
-    declared = _declared_length(event)
+    declared = _declared_length(request)
     if isinstance(declared, Refusal) or (declared is not None and declared > max_bytes):
         return declared if isinstance(declared, Refusal) else too_large
-    raw = event.get("body")
+    raw = request.body
     if not isinstance(raw, str) or not raw:
         return Refusal(400, "empty body")
-    if event.get("isBase64Encoded"):
+    if request.isBase64Encoded:
         if len(raw) > 4 * ((max_bytes + 2) // 3) + 4:
             return too_large  # refused before decoding anything
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from courier.errors import CromwellAuthError
 from courier.observability import logger, metrics, tracer
 from monitor.composition import compose_reconciler
 from monitor.sweep import Reconciler
@@ -28,7 +29,12 @@ def lambda_handler(
     event: dict[str, Any], context: LambdaContext, service: Reconciler | None = None
 ) -> dict[str, Any]:
     service = service or default_service()
-    report = service.sweep().as_dict()
+    try:
+        report = service.sweep().as_dict()
+    except CromwellAuthError as exc:
+        # counted (`CromwellAuthFailed`, with its alarm) by the client; the next sweep tries again
+        logger.error("sweep stopped: Cromwell refused Courier's credentials", extra={"error": str(exc)})
+        return {"error": exc.message, "secret": exc.secret}
     for key in ("active", "ended", "advanced", "stuck_alerts", "attributed", "still_unattributed", "adopted"):
         metrics.add_metric(name=f"Reconcile_{key}", unit=MetricUnit.Count, value=report[key])
     metrics.add_metric(name="Reconcile_cromwell_calls", unit=MetricUnit.Count, value=report["cromwell_calls"])

@@ -19,6 +19,12 @@ class CromwellSettings(BaseSettings):
         description="reference to the PEM of Cromwell's certificate: ssm:/path or secretsmanager:<id>",
     )
     cromwell_max_attempts: int = Field(default=3, alias="CROMWELL_MAX_ATTEMPTS", ge=1, le=10)
+    cromwell_auth_secret: str = Field(
+        default="",
+        alias="CROMWELL_AUTH_SECRET",
+        pattern=r"^$|^(arn:aws[a-z-]*:secretsmanager:|secretsmanager:|ssm:/)\S+$",
+        description="the Secrets Manager secret (ARN) of Cromwell's credential; empty: none",
+    )
 
     @field_validator("cromwell_url")
     @classmethod

@@ -54,6 +54,7 @@ def compose(
                 settings.cromwell_url,
                 settings.cromwell_ca_bundle,
                 max_attempts=settings.cromwell_max_attempts,
+                auth_secret=settings.cromwell_auth_secret,
                 secrets=secrets,
             )
         ),

@@ -45,7 +45,7 @@ def lambda_handler(
     try:
         outcome = service.handle(upload)
     except CromwellUnavailable as exc:
-        metrics.add_metric(name="CromwellUnavailable", unit=MetricUnit.Count, value=1)
+        # counted as `CromwellUnavailable` by the client's call metrics (courier.observability)
         logger.warning("Cromwell unavailable; the run waits for a retry or replay", extra={"error": str(exc)})
         raise
     logger.append_keys(workflow_id=outcome.workflow_id)

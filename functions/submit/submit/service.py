@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from courier.conventions import receipt_key, requested_workflow_id
-from courier.errors import CromwellBadRequest, CromwellUnavailable, RunRejected
+from courier.errors import CromwellAuthError, CromwellBadRequest, CromwellUnavailable, RunRejected
 from courier.ledger.records import parse_time
 from courier.models import RunRecord, RunStatus
 from submit.folder import path_problem, shown
@@ -32,8 +32,8 @@ class FolderSource(Protocol):
 
 class Submitter(Protocol):
     def submit(self, plan: SubmissionPlan) -> str:
-        """Submit; return Cromwell's status. Raise WorkflowIdInUse, CromwellBadRequest or
-        CromwellUnavailable."""
+        """Submit; return Cromwell's status. Raise WorkflowIdInUse, CromwellBadRequest,
+        CromwellAuthError or CromwellUnavailable."""
         ...
 
 
@@ -171,6 +171,11 @@ class SubmitService:
             )
             self.receipts.write(upload.bucket, receipt_key(upload.key), waiting)
             raise
+        except CromwellAuthError as exc:
+            # Nothing was submitted, and waiting will not help until someone fixes the secret:
+            # refuse now, with what to do, rather than retry and park.
+            reason = f"{exc.message}. Nothing was submitted: upload the inputs file again once it is fixed"
+            return self._reject(upload, plan.workflow_id, [reason], plan=plan)
         except CromwellBadRequest as exc:
             reason = "Cromwell refused the run: " + exc.message
             if exc.errors:

@@ -25,6 +25,12 @@ class SubmitSettings(BaseSettings):
     callback_url: str = Field(default="", alias="CALLBACK_URL", pattern=r"^$|^https?://")
     callback_token_secret: str = Field(default="", alias="CALLBACK_TOKEN_SECRET")
     cromwell_max_attempts: int = Field(default=4, alias="CROMWELL_MAX_ATTEMPTS", ge=1, le=10)
+    cromwell_auth_secret: str = Field(
+        default="",
+        alias="CROMWELL_AUTH_SECRET",
+        pattern=r"^$|^(arn:aws[a-z-]*:secretsmanager:|secretsmanager:|ssm:/)\S+$",
+        description="the Secrets Manager secret (ARN) of Cromwell's credential; empty: none",
+    )
 
     @property
     def token_reference(self) -> str:

@@ -7,18 +7,24 @@ point the functions at the emulated AWS.
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING, Any
+import os
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
 
 from courier.cromwell import CromwellClient
-from courier.secrets import SecretReader, write_ca_bundle
+from courier.cromwell_auth import credentials_from
+from courier.observability import count_cromwell_call
+from courier.secrets import SecretReader, SecretValue, write_ca_bundle
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+
+#: The Secrets Manager secret (ARN or name) of Cromwell's credential; empty: Cromwell asks for none.
+AUTH_SECRET_ENV: Final = "CROMWELL_AUTH_SECRET"  # noqa: S105  # nosec B105: a variable name
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -45,12 +51,44 @@ def secret_reader() -> SecretReader:
 
 
 def cromwell(
-    base_url: str, ca_bundle_ref: str = "", *, max_attempts: int = 4, secrets: SecretReader | None = None
+    base_url: str,
+    ca_bundle_ref: str = "",
+    *,
+    max_attempts: int = 4,
+    auth_secret: str | None = None,
+    secrets: SecretReader | None = None,
 ) -> CromwellClient:
     """A Cromwell client that verifies TLS, against the CA bundle behind `ca_bundle_ref` when one
-    is configured (Cromwell's self-signed certificate, read through `secrets`, default the
-    container's reader), else against the system's CAs."""
-    verify: bool | str = True
+    is configured (Cromwell's self-signed certificate), else against the system's CAs; that
+    sends the credential in the secret `auth_secret` (default: the `CROMWELL_AUTH_SECRET`
+    environment variable, which the function's settings validated); and that counts its calls
+    as metrics. Secrets are read through `secrets` (default: the container's `secret_reader()`),
+    so a rotated CA bundle is used once its cached value expires, and a refused credential is
+    read again."""
+    reader = secrets or secret_reader()
+    verify: Any = True
     if ca_bundle_ref:
-        verify = write_ca_bundle((secrets or secret_reader()).require(ca_bundle_ref))
-    return CromwellClient(base_url, verify=verify, max_attempts=max_attempts)
+        ca_bundle(ca_bundle_ref, reader)  # a bundle that cannot be read or is not PEM fails here, at start
+
+        def verify_with_current_bundle() -> str:
+            return ca_bundle(ca_bundle_ref, reader)
+
+        verify = verify_with_current_bundle
+    secret = os.environ.get(AUTH_SECRET_ENV, "") if auth_secret is None else auth_secret
+    return CromwellClient(
+        base_url,
+        verify=verify,
+        max_attempts=max_attempts,
+        credentials=credentials_from(reader, secret),
+        on_call=count_cromwell_call,
+    )
+
+
+def ca_bundle(reference: str, secrets: SecretReader | None = None) -> str:
+    """The path of the CA bundle behind `reference` as it is now (written once per content)."""
+    return _bundle_file((secrets or secret_reader()).require(reference))
+
+
+@lru_cache(maxsize=4)
+def _bundle_file(pem: SecretValue) -> str:
+    return write_ca_bundle(pem)

@@ -5,6 +5,14 @@ on (pass `verify=<path of a CA bundle>` for Cromwell's own certificate), a conne
 and retries with exponential backoff and full jitter on connection errors, timeouts, HTTP 429
 and 5xx. A 4xx is never retried. Errors become the typed exceptions of `courier.errors`.
 
+Behind a proxy that asks for credentials, a `CredentialSource` (`courier.cromwell_auth`) gives the
+headers of every request. A refusal (401, or a 403 whose body is not Cromwell's own error shape:
+Cromwell answers 403 for a workflow in a terminal state) reads the credential again and tries
+once more at once; refused again, it raises `CromwellAuthError`, which is never retried.
+
+`on_call`, when given, hears of every call once it is over (`CallOutcome`: operation, tries,
+error): `courier.clients` counts them as metrics through it.
+
 Submitting is safe to retry: Courier always sends `requestedWorkflowId`, so when a first attempt
 reached Cromwell but its 201 was lost, the retry is answered 400 "Requested workflow IDs are
 already in use" and raises `WorkflowIdInUse`, which the caller treats as success.
@@ -21,7 +29,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
+from courier.cromwell_auth import CredentialSource
 from courier.errors import (
+    CromwellAuthError,
     CromwellBadRequest,
     CromwellError,
     CromwellNotFound,
@@ -73,6 +83,17 @@ class SubmitRequest:
                 ("workflowDependencies", ("dependencies.zip", self.workflow_dependencies, "application/zip"))
             )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """One call to Cromwell, over: `operation` is the method and the path's last segment
+    (`POST query`, `GET status`), `tries` the requests sent, `error` what it raised (None: it
+    succeeded)."""
+
+    operation: str
+    tries: int
+    error: CromwellError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +193,23 @@ def _retryable(code: int) -> bool:
     return code == 429 or code >= 500
 
 
+def _refused_credentials(code: int, error: CromwellError) -> bool:
+    """401, or a 403 that is not Cromwell's own ("workflow in terminal status" comes with
+    Cromwell's `{"status": "error", ...}` body; a proxy's 403 does not)."""
+    return code == 401 or (code == 403 and error.cromwell_status is None)
+
+
+def _operation(method: str, path: str) -> str:
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return f"{method} {'workflows' if last == 'v1' else last}"
+
+
 class CromwellClient:
     """Typed client of Cromwell's REST API (workflows v1 and engine v1).
 
     `session`, `sleep` and `rand` are injectable so tests run without the network or real waits.
+    `verify` is True, False, a CA bundle's path, or a function giving one of these at each request
+    (a rotated CA bundle is then used without a new client).
     Retrying: up to `max_attempts` tries; before try n+1 it sleeps a uniformly random time in
     `[0, min(backoff_max, backoff_base * 2**(n-1))]` ("full jitter"). After the last try it raises
     `CromwellUnavailable` with the URL (credentials removed), the last HTTP status and message.
@@ -191,7 +225,9 @@ class CromwellClient:
         base_url: str,
         *,
         session: requests.Session | None = None,
-        verify: bool | str = True,
+        verify: bool | str | Callable[[], bool | str] = True,
+        credentials: CredentialSource | None = None,
+        on_call: Callable[[CallOutcome], None] | None = None,
         timeout: tuple[float, float] = (5, 30),
         max_attempts: int = 4,
         backoff_base: float = 0.5,
@@ -204,6 +240,8 @@ class CromwellClient:
         self.base_url = base_url.rstrip("/")
         self.session = session if session is not None else requests.Session()
         self.verify = verify
+        self.credentials = credentials
+        self.on_call = on_call
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -338,19 +376,36 @@ class CromwellClient:
         json_body: Any,
         files: Any,
     ) -> requests.Response:
+        tries: list[int] = [0]
+        body = {"params": list(params) or None, "json": json_body, "files": files}
+        try:
+            response = self._send(method, path, body, tries)
+        except CromwellError as exc:
+            if self.on_call is not None:
+                self.on_call(CallOutcome(_operation(method, path), tries[0], exc))
+            raise
+        if self.on_call is not None:
+            self.on_call(CallOutcome(_operation(method, path), tries[0]))
+        return response
+
+    def _send(self, method: str, path: str, body: dict[str, Any], tries: list[int]) -> requests.Response:
+        """The tries of one call; `tries[0]` counts the requests sent, whatever is raised."""
         url = self.base_url + path
         shown = redact_url(url)
         last: CromwellError | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        credential = self.credentials.current() if self.credentials is not None else None
+        refreshed = False
+        attempt = 1
+        while attempt <= self.max_attempts:
+            tries[0] += 1
             try:
                 response = self.session.request(
                     method,
                     url,
-                    params=list(params) or None,
-                    json=json_body,
-                    files=files,
+                    **body,
+                    headers=credential.headers() if credential is not None else None,
                     timeout=self.timeout,
-                    verify=self.verify,
+                    verify=self.verify() if callable(self.verify) else self.verify,
                 )
             except requests.exceptions.SSLError as exc:
                 raise CromwellUnavailable(f"TLS failure talking to Cromwell: {exc}", url=shown) from exc
@@ -364,11 +419,18 @@ class CromwellClient:
                 if response.status_code < 400:
                     return response
                 error = error_from_response(response, shown)
+                if _refused_credentials(response.status_code, error):
+                    if self.credentials is not None and not refreshed:
+                        # perhaps rotated since it was read: read it again and try once more now
+                        credential, refreshed = self.credentials.refresh(), True
+                        continue
+                    raise self._auth_error(error) from error
                 if not _retryable(response.status_code):
                     raise error
                 last = error
             if attempt < self.max_attempts:
                 self._sleep(self.backoff(attempt))
+            attempt += 1
         # bandit B101: narrows the type for mypy; Lambda never runs Python with -O
         assert last is not None  # nosec B101
         raise CromwellUnavailable(
@@ -378,3 +440,14 @@ class CromwellClient:
             errors=last.errors,
             url=shown,
         ) from last
+
+    def _auth_error(self, refused: CromwellError) -> CromwellAuthError:
+        name = self.credentials.name if self.credentials is not None else ""
+        if name:
+            message = f"Cromwell refused Courier's credentials: check the secret {name}"
+        else:
+            message = (
+                "Cromwell asks for credentials and none are configured: "
+                "set the stack parameter CromwellAuthSecretArn"
+            )
+        return CromwellAuthError(message, secret=name, http_status=refused.http_status, url=refused.url)

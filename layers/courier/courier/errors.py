@@ -52,6 +52,17 @@ class CromwellUnavailable(CromwellError):
     """Connection refused, timed out, TLS failure, 5xx or 503 after retries: try again later."""
 
 
+class CromwellAuthError(CromwellError):
+    """Cromwell (or the proxy in front of it) refused Courier's credentials, or asked for some
+    and none are configured: HTTP 401, or a 403 that is not Cromwell's own, after the credential
+    was read again once. Not retried: only a person fixing the secret helps. `secret` names the
+    secret (its name or ARN, never its value), or is empty when none is configured."""
+
+    def __init__(self, message: str, *, secret: str = "", **kwargs: Any) -> None:
+        self.secret = secret
+        super().__init__(message, **kwargs)
+
+
 class CromwellBadRequest(CromwellError):
     """Cromwell refused the request (HTTP 400): retrying the same request will not help."""
 

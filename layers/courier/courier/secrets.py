@@ -1,8 +1,11 @@
 """Secrets by reference: `ssm:/path/name` (SecureString, decrypted) or `secretsmanager:<name-or-arn>`.
 
 Settings hold references, never values. A `SecretReader` is built once per container with the
-clients passed in; it fetches each reference once and keeps the value for the container's life.
-Values travel wrapped in `SecretValue`, whose repr and str never show them.
+clients passed in and reads through Powertools parameters providers: each value is kept for
+`max_age` seconds (5 minutes by default, `POWERTOOLS_PARAMETERS_MAX_AGE` overrides it), so a rotated
+CA bundle, Slack webhook or token is picked up without a cold start; `refresh(reference)` reads
+one again at once (a credential Cromwell refused). Values travel wrapped in `SecretValue`, whose
+repr and str never show them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import hmac
 import os
 from typing import TYPE_CHECKING, Final
 
+from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from courier.errors import CourierError
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 SSM_PREFIX: Final = "ssm:"
 SECRETS_MANAGER_PREFIX: Final = "secretsmanager:"
 _PEM_MARKER: Final = "-----BEGIN CERTIFICATE-----"
+DEFAULT_MAX_AGE: Final = 300
+MAX_AGE_ENV: Final = "POWERTOOLS_PARAMETERS_MAX_AGE"
 
 
 class SecretError(CourierError):
@@ -90,34 +97,24 @@ def parse_reference(reference: str) -> tuple[str, str] | None:
 
 
 class SecretReader:
-    """Resolves references to values, once per reference for the life of the reader."""
+    """Resolves references to values, each kept `max_age` seconds (None: the environment's
+    `POWERTOOLS_PARAMETERS_MAX_AGE`, else 300)."""
 
     def __init__(
         self,
         ssm_client: SSMClient | None = None,
         secrets_client: SecretsManagerClient | None = None,
+        *,
+        max_age: int | None = None,
     ) -> None:
-        self._ssm = ssm_client
-        self._secrets = secrets_client
-        self._cache: dict[str, SecretValue] = {}
+        self._ssm = SSMProvider(boto3_client=ssm_client) if ssm_client is not None else None
+        self._secrets = SecretsProvider(boto3_client=secrets_client) if secrets_client is not None else None
+        self.max_age = max_age if max_age is not None else _max_age_from_env()
+        self._values: dict[str, SecretValue] = {}
 
     def get(self, reference: str) -> SecretValue | None:
         """The value behind `reference`; None when the reference is empty."""
-        parsed = parse_reference(reference)
-        if parsed is None:
-            return None
-        cached = self._cache.get(reference)
-        if cached is not None:
-            return cached
-        kind, name = parsed
-        try:
-            text = self._read_ssm(reference, name) if kind == "ssm" else self._read_secret(reference, name)
-        except (ClientError, BotoCoreError) as exc:
-            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-            raise SecretError(reference, f"cannot be read ({code or type(exc).__name__})") from exc
-        value = SecretValue(text)
-        self._cache[reference] = value
-        return value
+        return self._read(reference, force=False)
 
     def require(self, reference: str) -> SecretValue:
         value = self.get(reference)
@@ -125,25 +122,56 @@ class SecretReader:
             raise SecretError(reference, "a secret is required here but the reference is empty")
         return value
 
+    def refresh(self, reference: str) -> SecretValue | None:
+        """Read `reference` again now, whatever the age of the value kept."""
+        return self._read(reference, force=True)
+
     def clear(self) -> None:
-        self._cache.clear()
+        for provider in (self._ssm, self._secrets):
+            if provider is not None:
+                provider.clear_cache()  # type: ignore[no-untyped-call]
+        self._values.clear()
 
-    def _read_ssm(self, reference: str, name: str) -> str:
-        if self._ssm is None:
-            raise SecretError(reference, "no SSM client configured")
-        answer = self._ssm.get_parameter(Name=name, WithDecryption=True)
-        return answer["Parameter"].get("Value", "")
-
-    def _read_secret(self, reference: str, name: str) -> str:
-        if self._secrets is None:
-            raise SecretError(reference, "no Secrets Manager client configured")
-        answer = self._secrets.get_secret_value(SecretId=name)
-        if "SecretString" in answer:
-            return answer["SecretString"]
-        binary = answer.get("SecretBinary")
-        if binary is None:
+    def _read(self, reference: str, *, force: bool) -> SecretValue | None:
+        parsed = parse_reference(reference)
+        if parsed is None:
+            return None
+        kind, name = parsed
+        try:
+            if kind == "ssm":
+                if self._ssm is None:
+                    raise SecretError(reference, "no SSM client configured")
+                raw = self._ssm.get(name, max_age=self.max_age, decrypt=True, force_fetch=force)
+            else:
+                if self._secrets is None:
+                    raise SecretError(reference, "no Secrets Manager client configured")
+                raw = self._secrets.get(name, max_age=self.max_age, force_fetch=force)
+        except GetParameterError as exc:
+            raise SecretError(reference, f"cannot be read ({_error_code(exc)})") from None
+        if raw is None:
             raise SecretError(reference, "the secret has no value")
-        return binary.decode("utf-8")
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        kept = self._values.get(reference)
+        if kept is not None and kept.reveal() == text:
+            return kept  # the same object while the value does not change
+        value = self._values[reference] = SecretValue(text)
+        return value
+
+
+def _max_age_from_env() -> int:
+    raw = os.environ.get(MAX_AGE_ENV, "").strip()
+    return int(raw) if raw.isdigit() else DEFAULT_MAX_AGE
+
+
+def _error_code(exc: GetParameterError) -> str:
+    """The AWS error code behind a provider's error (Powertools keeps the original as context);
+    never the message, which is not ours to show."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ClientError):
+        return str(cause.response.get("Error", {}).get("Code", "")) or "ClientError"
+    if isinstance(cause, BotoCoreError | KeyError):
+        return type(cause).__name__
+    return type(cause).__name__ if cause is not None else "unknown error"
 
 
 # /tmp is the only writable directory of a Lambda function; the file name is a content hash and
