@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds between reconciler runs (default: template)",
     )
+    parser.add_argument(
+        "--no-call-caching",
+        action="store_true",
+        help="run every call, as Cromwell with call-caching.enabled = false (default: call caching on)",
+    )
     parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
     parser.add_argument(
         "--timeout", type=float, default=0, help="with --drop: give up after this many seconds"
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         callback_port=args.callback_port,
         step_seconds=args.step,
         schedule_seconds=args.reconcile_every,
+        call_caching=not args.no_call_caching,
         on_entry=lambda entry: print(entry.render(width), flush=True),
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")
