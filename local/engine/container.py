@@ -5,13 +5,16 @@ Loaded only inside the runner process (`local.engine.runner`), never by the engi
 the command are real host paths; inputs are copied into `work/_miniwdl_inputs/` as a container
 mount would show them. Every attempt is reported to the engine through `Reporter` (RUNNABLE,
 STARTING, RUNNING, then the exit), and an abort (miniwdl's termination flag, raised by the SIGTERM
-the engine sends) kills the task's whole process group.
+the engine sends) kills the task's whole process group. When the workflow reads the call cache and
+an earlier call has the same hashes (`local.engine.hashing`), its results are copied into this
+call's directory and the attempt is reported `CACHED`: no process, no Batch job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import logging
 import os
@@ -20,13 +23,26 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import WDL
 from WDL.runtime import config as wdl_config
 from WDL.runtime.task_container import TaskContainer
 
+from local.engine.callcache import OFF, CacheEntry, CachingMode, CallCache, copy_results
+from local.engine.hashing import HashingError, aggregate, call_hashes
+
 BACKEND_NAME = "courier_local"
+_NOTED_RUNTIME = (
+    "docker",
+    "container",
+    "cpu",
+    "memory",
+    "continueOnReturnCode",
+    "returnCodes",
+    "failOnStderr",
+)
 _POLL_SECONDS = 0.05
 _KILL_GRACE_SECONDS = 3.0
 
@@ -40,6 +56,11 @@ class Reporter:
         self.step_seconds = step_seconds
         #: Set by the runner once the document is loaded: resolves a task run dir to call frames.
         self.locate: Callable[[str], list[dict[str, Any]]] = lambda host_dir: []
+        #: Set by the runner: the task a task run dir's call runs.
+        self.task_of: Callable[[str], WDL.Tree.Task | None] = lambda host_dir: None
+        #: The workflow's call-caching mode and the cache it reads (see `local.engine.callcache`).
+        self.caching: CachingMode = OFF
+        self.cache: CallCache | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, default=str)
@@ -91,7 +112,7 @@ class LocalProcessContainer(TaskContainer):
         super().reset(logger)
 
     def process_runtime(self, logger: logging.Logger, runtime_eval: dict[str, WDL.Value.Base]) -> None:
-        for key in ("docker", "container", "cpu", "memory"):
+        for key in _NOTED_RUNTIME:
             value = runtime_eval.get(key)
             if value is not None:
                 self.requested[key] = value.json
@@ -110,17 +131,30 @@ class LocalProcessContainer(TaskContainer):
             "frames": reporter.locate(self.host_dir),
             "attempt": attempt,
         }
+        runtime = {
+            "docker": self.requested.get("container") or self.requested.get("docker"),
+            "cpu": self.requested.get("cpu"),
+            "memory": self.requested.get("memory"),
+        }
+        caching = self._call_caching(reporter, attempt)
+        hit = self._cache_hit(reporter, caching)
+        if hit is not None:
+            reporter.send(
+                {
+                    **base,
+                    "state": "CACHED",
+                    "script": script,
+                    "runtime": runtime,
+                    "callCaching": caching,
+                    "hit": dataclasses.asdict(hit),
+                    "rc": hit.return_code,
+                    "stdout": self.host_stdout_txt(),
+                    "stderr": self.host_stderr_txt(),
+                }
+            )
+            return hit.return_code
         reporter.send(
-            {
-                **base,
-                "state": "RUNNABLE",
-                "script": script,
-                "runtime": {
-                    "docker": self.requested.get("container") or self.requested.get("docker"),
-                    "cpu": self.requested.get("cpu"),
-                    "memory": self.requested.get("memory"),
-                },
-            }
+            {**base, "state": "RUNNABLE", "script": script, "runtime": runtime, "callCaching": caching}
         )
         if self._pause(reporter.step_seconds, terminating):
             reporter.send({**base, "state": "STARTING"})
@@ -128,6 +162,44 @@ class LocalProcessContainer(TaskContainer):
             return self._launch(reporter, base, script, terminating)
         reporter.send({**base, "state": "ABORTED", "rc": None})
         return -1
+
+    def _call_caching(self, reporter: Reporter, attempt: int) -> dict[str, Any]:
+        """The call's caching as the engine reports it: the effective mode, and the hashes and
+        their aggregate when the mode reads or writes (a hashing error turns caching off)."""
+        mode = reporter.caching if attempt == 1 else reporter.caching.without_read()
+        task = reporter.task_of(self.host_dir)
+        if task is None or task.meta.get("volatile") is True:
+            mode = OFF
+        if not mode.active or task is None:
+            return {"mode": mode.name}
+        try:
+            with open(os.path.join(self.host_dir, "inputs.json"), encoding="utf-8") as written:
+                inputs = json.load(written)
+            hashes = call_hashes(task, inputs, self.requested)
+        except (HashingError, OSError, ValueError) as exn:
+            return {"mode": OFF.name, "error": f"Hashing Error: {exn}"}
+        return {"mode": mode.name, "hashes": hashes, "aggregated": aggregate(hashes)}
+
+    def _cache_hit(self, reporter: Reporter, caching: dict[str, Any]) -> CacheEntry | None:
+        """The earlier call whose results this call copies, or None (then the command runs)."""
+        if (
+            reporter.cache is None
+            or "aggregated" not in caching
+            or not CachingMode.named(caching["mode"]).read
+        ):
+            return None
+        caching["looked_up"] = True
+        hit = reporter.cache.lookup(str(caching["aggregated"]))
+        if hit is None:
+            return None
+        try:
+            copy_results(
+                hit, Path(self.host_work_dir()), Path(self.host_stdout_txt()), Path(self.host_stderr_txt())
+            )
+        except OSError as exn:  # Cromwell falls back to running the job when a copy fails
+            caching["copy_error"] = f"{hit.details}: {exn}"
+            return None
+        return hit
 
     @staticmethod
     def _pause(seconds: float, terminating: Callable[[], bool]) -> bool:

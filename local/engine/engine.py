@@ -38,6 +38,15 @@ from local.cromwell_api.backend import (
 )
 from local.cromwell_api.rules import Submission
 from local.engine.batch import ABORT_REASON, DEFAULT_IMAGE, EXIT_REASON, LOG_GROUP, BatchJob, task_id_tag
+from local.engine.callcache import (
+    BACKEND_NAME,
+    OFF,
+    CacheEntry,
+    CachingMode,
+    CallCache,
+    metadata_block,
+    mode_for,
+)
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _MAIN_WDL = "__main__.wdl"
@@ -56,10 +65,26 @@ class EngineConfig:
     account: str = "123456789012"
     step_seconds: float = 0.0
     max_parallel_tasks: int = 4
+    #: Cromwell's `call-caching.enabled` (false by default, as in Cromwell): when true, each
+    #: workflow reads and writes the call cache unless its options say `read_from_cache` or
+    #: `write_to_cache` false. The cache lives in `work_dir/_call_cache`, shared by every workflow.
+    call_caching: bool = False
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _event(description: str, start: datetime, end: datetime | None = None) -> dict[str, Any]:
+    """One of a call's `executionEvents`, named for the step of Cromwell's job actor it stands for."""
+    event = {"description": description, "startTime": iso(start)}
+    if end is not None:
+        event["endTime"] = iso(end)
+    return event
+
+
+#: The steps every call goes through before Cromwell decides to read the cache or run the job.
+_PREPARATION = ("Pending", "RequestingExecutionToken", "WaitingForValueStore", "PreparingJob")
 
 
 def _default_post(url: str, body: dict[str, Any]) -> None:
@@ -85,6 +110,10 @@ class _Attempt:
     job: BatchJob
     pid: int | None = None
     done: bool = False
+    #: The call's caching as the runner reported it: mode, hashes, aggregated hash.
+    caching: dict[str, Any] = field(default_factory=dict)
+    #: The call's run directory on this machine (miniwdl's), where its results are.
+    task_dir: str = ""
 
 
 @dataclass
@@ -100,6 +129,9 @@ class _Run:
     subs: dict[str, Workflow] = field(default_factory=dict)
     sub_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempts: dict[tuple[str, int], _Attempt] = field(default_factory=dict)
+    #: Calls served from the call cache (no Batch job): run-dir key -> call root.
+    cached: dict[str, str] = field(default_factory=dict)
+    caching: CachingMode = OFF
 
 
 class LocalEngine:
@@ -122,6 +154,7 @@ class LocalEngine:
         self._workflows: dict[str, Workflow] = {}
         self._runs: dict[str, _Run] = {}
         self._closed = False
+        self.call_cache = CallCache(config.work_dir / "_call_cache")
 
     # -- Backend -----------------------------------------------------------------------------
 
@@ -303,6 +336,7 @@ class LocalEngine:
             response.raise_for_status()
             source = response.text
         (src / _MAIN_WDL).write_text(source or "", encoding="utf-8")
+        run.caching = mode_for(self.config.call_caching, sub.options)
         spec = {
             "main": str(src / _MAIN_WDL),
             "src_dir": str(src),
@@ -310,6 +344,7 @@ class LocalEngine:
             "inputs": sub.inputs,
             "step_seconds": self.config.step_seconds,
             "max_parallel_tasks": self.config.max_parallel_tasks,
+            "call_caching": {"mode": run.caching.name, "dir": str(self.call_cache.directory)},
         }
         spec_path = run.dir / "spec.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
@@ -330,6 +365,9 @@ class LocalEngine:
         state = str(message.get("state"))
         if state == "RUNNABLE":
             self._job_created(run, message)
+            return
+        if state == "CACHED":
+            self._call_cached(run, message)
             return
         frames = message["frames"]
         key = (frames[-1]["key"], int(message.get("attempt", 1)))
@@ -394,11 +432,7 @@ class LocalEngine:
         if isinstance(script_path, str) and os.path.exists(script_path):
             script_text = Path(script_path).read_text(encoding="utf-8", errors="replace")
         with self._lock:
-            workflow, base = self._workflow_for(run, frames)
-            fqn = f"{workflow.name}.{frame['alias']}"
-            shard = int(frame["shard"])
-            root = call_root(base, frame["alias"], shard, number)
-            stem = call_stem(frame["alias"], shard)
+            workflow, fqn, shard, root, stem = self._locate(run, frames, number)
             previous = run.attempts.get((frame["key"], number - 1))
             if previous is not None and previous.entry.get("executionStatus") == "Failed":
                 previous.entry["executionStatus"] = "RetryableFailure"
@@ -439,15 +473,14 @@ class LocalEngine:
                 "callRoot": root,
                 "stdout": f"{root}/{stem}-stdout.log",
                 "stderr": f"{root}/{stem}-stderr.log",
-                "runtimeAttributes": {
-                    "docker": job.image,
-                    "cpu": str(runtime.get("cpu") or 1),
-                    "memory": str(runtime.get("memory") or "2 GiB"),
-                },
+                "runtimeAttributes": _runtime_attributes(job.image, runtime),
                 "start": iso(_now()),
             }
+            caching = dict(message.get("callCaching") or {})
+            entry["callCaching"] = _caching_block(caching)
+            entry["executionEvents"] = _opening_events(caching, _now())
             workflow.calls.setdefault(fqn, []).append(entry)
-            attempt = _Attempt(root, stem, entry, job)
+            attempt = _Attempt(root, stem, entry, job, caching=caching, task_dir=self._task_dir(run, frame))
             run.attempts[(frame["key"], number)] = attempt
         self._put(f"{root}/script", script_text.encode())
         self._put(script_url, script_text.encode())
@@ -467,11 +500,17 @@ class LocalEngine:
             execution, batch, reason = "Done", "SUCCEEDED", EXIT_REASON
         else:
             execution, batch, reason = "Failed", "FAILED", EXIT_REASON
+        written = None
+        if execution == "Done":
+            job = attempt.job
+            source = (job.fqn, job.shard, job.attempt, attempt.task_dir)
+            written = self._write_cache(run, attempt.caching, source, int(rc or 0), message)
         with self._lock:
             attempt.done = True
             entry = attempt.entry
             entry["end"] = iso(_now())
             entry["executionStatus"] = execution
+            self._close_caching(attempt, execution, written)
             entry["backendStatus"] = batch.capitalize()
             if rc is not None:
                 entry["returnCode"] = rc
@@ -489,6 +528,117 @@ class LocalEngine:
             detail = attempt.job.detail(status, exit_code=exit_code, reason=reason)
             attempt.entry["backendStatus"] = status.capitalize()
         self._emit("Batch Job State Change", detail)
+
+    # -- call caching ------------------------------------------------------------------------
+
+    def _task_dir(self, run: _Run, frame: Mapping[str, Any]) -> str:
+        return str((run.dir / "run").joinpath(*str(frame["key"]).split("/")))
+
+    def _locate(
+        self, run: _Run, frames: list[dict[str, Any]], number: int
+    ) -> tuple[Workflow, str, int, str, str]:
+        """The workflow, fqn, shard, call root and log stem of a call attempt. Holds the lock."""
+        frame = frames[-1]
+        workflow, base = self._workflow_for(run, frames)
+        shard = int(frame["shard"])
+        return (
+            workflow,
+            f"{workflow.name}.{frame['alias']}",
+            shard,
+            call_root(base, frame["alias"], shard, number),
+            call_stem(frame["alias"], shard),
+        )
+
+    def _write_cache(
+        self,
+        run: _Run,
+        caching: Mapping[str, Any],
+        source: tuple[str, int, int, str],
+        rc: int,
+        message: Mapping[str, Any],
+    ) -> CacheEntry | None:
+        """Write a successful call (fqn, shard, attempt, run directory) to the cache when its mode
+        writes; None when it does not."""
+        aggregated = caching.get("aggregated")
+        if not CachingMode.named(str(caching.get("mode"))).write or not aggregated:
+            return None
+        fqn, shard, number, task_dir = source
+        entry = CacheEntry(
+            workflow_id=run.root.id,
+            fqn=fqn,
+            shard=shard,
+            attempt=number,
+            return_code=rc,
+            task_dir=task_dir,
+            stdout=str(message.get("stdout") or ""),
+            stderr=str(message.get("stderr") or ""),
+            written_at=time.time(),
+        )
+        self.call_cache.write(str(aggregated), entry)
+        return entry
+
+    def _close_caching(self, attempt: _Attempt, execution: str, written: CacheEntry | None) -> None:
+        """The call's caching metadata and last events once it ended. Holds the lock."""
+        entry, caching, now = attempt.entry, attempt.caching, _now()
+        events = entry.setdefault("executionEvents", [])
+        for event in events:
+            event.setdefault("endTime", iso(now))
+        if written is not None:
+            events.append(_event("UpdatingCallCache", now, now))
+        if execution != "Aborted":
+            events.append(_event("UpdatingJobStore", now, now))
+        reuse = execution == "Done" and written is not None
+        entry["callCaching"] = _caching_block(caching, allow_reuse=reuse, ended=execution != "Aborted")
+
+    def _call_cached(self, run: _Run, message: dict[str, Any]) -> None:
+        """A call served from the cache: its results copied, no Batch job, shown as Cromwell shows
+        a cache hit (`callCaching.hit`, the `CallCacheReading` event, `executionStatus` Done)."""
+        frames = message["frames"]
+        frame = frames[-1]
+        number = int(message.get("attempt", 1))
+        rc = int(message.get("rc") or 0)
+        hit = CacheEntry(**message["hit"])
+        caching = dict(message.get("callCaching") or {})
+        mode = CachingMode.named(str(caching.get("mode")))
+        now = _now()
+        with self._lock:
+            workflow, fqn, shard, root, stem = self._locate(run, frames, number)
+            run.cached[str(frame["key"])] = root
+        source = (fqn, shard, number, self._task_dir(run, frame))
+        written = self._write_cache(run, caching, source, rc, message)
+        script_path = message.get("script")
+        if isinstance(script_path, str) and os.path.exists(script_path):
+            self._put(f"{root}/script", Path(script_path).read_bytes())
+        for stream in ("stdout", "stderr"):
+            path = message.get(stream)
+            body = Path(path).read_bytes() if isinstance(path, str) and os.path.exists(path) else b""
+            self._put(f"{root}/{stem}-{stream}.log", body)
+        self._put(f"{root}/{stem}-rc.txt", f"{rc}\n".encode())
+        events = [_event(step, now, now) for step in _PREPARATION]
+        events.append(_event("CallCacheReading", now, now))
+        if written is not None:
+            events.append(_event("UpdatingCallCache", now, now))
+        events.append(_event("UpdatingJobStore", now, now))
+        runtime = message.get("runtime") or {}
+        entry: dict[str, Any] = {
+            "executionStatus": "Done",
+            "shardIndex": shard,
+            "attempt": number,
+            "backend": BACKEND_NAME,
+            "callRoot": root,
+            "stdout": f"{root}/{stem}-stdout.log",
+            "stderr": f"{root}/{stem}-stderr.log",
+            "returnCode": rc,
+            "runtimeAttributes": _runtime_attributes(str(runtime.get("docker") or DEFAULT_IMAGE), runtime),
+            "callCaching": metadata_block(
+                mode, hit=hit, allow_reuse=written is not None, hashes=caching.get("hashes")
+            ),
+            "executionEvents": events,
+            "start": iso(now),
+            "end": iso(now),
+        }
+        with self._lock:
+            workflow.calls.setdefault(fqn, []).append(entry)
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -579,6 +729,7 @@ class LocalEngine:
             roots = {
                 str(run_root.joinpath(*key.split("/"))): a.call_root for (key, _), a in run.attempts.items()
             }
+            roots.update({str(run_root.joinpath(*key.split("/"))): root for key, root in run.cached.items()})
         for item in finished.get("files") or []:
             root = roots.get(item.get("task_dir", ""))
             if root is None:
@@ -636,3 +787,38 @@ class LocalEngine:
                 os.killpg(pid, signal.SIGKILL)
         if proc is not None and proc.poll() is None:
             self._signal(proc, signal.SIGKILL)
+
+
+def _runtime_attributes(image: str, runtime: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "docker": image,
+        "cpu": str(runtime.get("cpu") or 1),
+        "memory": str(runtime.get("memory") or "2 GiB"),
+    }
+
+
+def _caching_block(
+    caching: Mapping[str, Any], *, allow_reuse: bool | None = None, ended: bool = False
+) -> dict[str, Any]:
+    """A run call's `callCaching` metadata from what the runner reported: the mode, a cache miss
+    once the cache was read (or why hashing failed), the hashes once the call ended."""
+    mode = CachingMode.named(str(caching.get("mode")))
+    block = metadata_block(
+        mode,
+        looked_up=bool(caching.get("looked_up")),
+        allow_reuse=allow_reuse if ended else None,
+        hashes=caching.get("hashes") if ended else None,
+    )
+    if caching.get("error"):
+        block["hit"] = False
+        block["result"] = str(caching["error"])
+    return block
+
+
+def _opening_events(caching: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """A run call's events up to its job: preparation, reading the cache (a miss), running."""
+    events = [_event(step, now, now) for step in _PREPARATION]
+    if caching.get("looked_up"):
+        events.append(_event("CallCacheReading", now, now))
+    events.append(_event("RunningJob", now))
+    return events

@@ -6,7 +6,8 @@ It reports to the engine as JSON lines on the inherited file descriptor `<fd>`:
 
 - `{"kind": "started", "name": <workflow name>}` once the WDL is loaded and its inputs accepted;
 - `{"kind": "job", "state": ..., "frames": [...], "attempt": n, ...}` for each task attempt
-  (see `container.LocalProcessContainer`);
+  (see `container.LocalProcessContainer`), `"state": "CACHED"` for a call served from the call
+  cache (no process, no Batch job);
 - `{"kind": "finished", "status": "Succeeded", "outputs": {...}, "files": [...]}` or
   `{"kind": "finished", "status": "Failed", "error": "..."}` at the end.
 
@@ -30,6 +31,7 @@ from WDL.runtime import config as wdl_config
 from WDL.runtime import task_container
 
 from local.engine import container as local_container
+from local.engine.callcache import CachingMode, CallCache
 
 
 class NotAllowedImport(Exception):
@@ -107,9 +109,9 @@ class Locator:
         walk(list(workflow.body))
         return found
 
-    def __call__(self, host_dir: str) -> list[dict[str, Any]]:
+    def _walk(self, host_dir: str) -> list[tuple[dict[str, Any], Any]]:
         parts = Path(host_dir).resolve().relative_to(self.run_dir).parts
-        frames: list[dict[str, Any]] = []
+        found: list[tuple[dict[str, Any], Any]] = []
         current: WDL.Tree.Workflow | None = self.workflow
         for depth, part in enumerate(parts):
             if current is None or not part.startswith("call-"):
@@ -117,16 +119,24 @@ class Locator:
             alias, *indices = part[len("call-") :].split("-")
             call = self._calls(current).get(alias)
             callee = call.callee if call is not None else None
-            frames.append(
-                {
-                    "key": "/".join(parts[: depth + 1]),
-                    "alias": alias,
-                    "shard": int(indices[-1]) if indices and indices[-1].isdigit() else -1,
-                    "callee": getattr(callee, "name", alias),
-                }
-            )
+            frame = {
+                "key": "/".join(parts[: depth + 1]),
+                "alias": alias,
+                "shard": int(indices[-1]) if indices and indices[-1].isdigit() else -1,
+                "callee": getattr(callee, "name", alias),
+            }
+            found.append((frame, callee))
             current = callee if isinstance(callee, WDL.Tree.Workflow) else None
-        return frames
+        return found
+
+    def __call__(self, host_dir: str) -> list[dict[str, Any]]:
+        return [frame for frame, _ in self._walk(host_dir)]
+
+    def task(self, host_dir: str) -> WDL.Tree.Task | None:
+        """The task the call at `host_dir` runs (None when the path names no task call)."""
+        walked = self._walk(host_dir)
+        callee = walked[-1][1] if walked else None
+        return callee if isinstance(callee, WDL.Tree.Task) else None
 
 
 def _files(outputs: WDL.Env.Bindings[WDL.Value.Base], run_dir: Path) -> list[dict[str, str]]:
@@ -195,7 +205,13 @@ def main(argv: list[str]) -> int:
                 {"kind": "finished", "status": "Failed", "stage": "input", "error": _error_text(exn)}
             )
             return 1
-        reporter.locate = Locator(run_dir / "run", workflow)
+        locator = Locator(run_dir / "run", workflow)
+        reporter.locate = locator
+        reporter.task_of = locator.task
+        caching = spec.get("call_caching") or {}
+        reporter.caching = CachingMode.named(str(caching.get("mode") or ""))
+        if caching.get("dir"):
+            reporter.cache = CallCache(Path(str(caching["dir"])))
         reporter.send({"kind": "started", "name": workflow.name})
         try:
             _, outputs = WDL.runtime.run(

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the Cromwell API asks for a credential, as a proxy would: basic:<user>:<password>, "
         "bearer:<token> or header:<name>:<value> (kept in a secret the functions read)",
     )
+    parser.add_argument(
+        "--no-call-caching",
+        action="store_true",
+        help="run every call, as Cromwell with call-caching.enabled = false (default: call caching on)",
+    )
     parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
     parser.add_argument(
         "--timeout", type=float, default=0, help="with --drop: give up after this many seconds"
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         step_seconds=args.step,
         schedule_seconds=args.reconcile_every,
         cromwell_auth=RequiredAuth.parse(args.cromwell_auth) if args.cromwell_auth else None,
+        call_caching=not args.no_call_caching,
         on_entry=lambda entry: print(entry.render(width), flush=True),
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")

@@ -64,6 +64,10 @@ class LocalStackOptions:
     #: Pause between a task's Batch states, for readable timelines.
     step_seconds: float = 0.0
     max_parallel_tasks: int = 4
+    #: Cromwell's `call-caching.enabled` for the local engine: on, so that a re-run of a failed
+    #: sample reuses the calls that succeeded (workflow options `read_from_cache` and
+    #: `write_to_cache` still decide per run). Off: every run runs every call.
+    call_caching: bool = True
     work_dir: Path | None = None
     #: Builds the Cromwell backend: (config, s3 client, emit, post) -> backend. Default: LocalEngine.
     engine_factory: Callable[..., Any] | None = None
@@ -257,6 +261,7 @@ class LocalStack:
                 account=opts.account,
                 step_seconds=opts.step_seconds,
                 max_parallel_tasks=opts.max_parallel_tasks,
+                call_caching=opts.call_caching,
             )
             engine = LocalEngine(
                 config, s3=self.client("s3"), emit=self.emit_batch_event, post=self.post_callback

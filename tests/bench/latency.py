@@ -195,7 +195,8 @@ def on_local_stack(repeats: int) -> dict[str, Any]:
     marks = Marks()
     samples: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="courier-bench-") as work:
-        options = LocalStackOptions(on_entry=marks.entry, work_dir=Path(work))
+        # Call caching off: every drop of the same run must run its task (a cache hit has no job).
+        options = LocalStackOptions(on_entry=marks.entry, work_dir=Path(work), call_caching=False)
         stack = timed_stack_class()(options)
         stack.marks = marks
         started = time.monotonic()

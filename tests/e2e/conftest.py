@@ -140,8 +140,10 @@ class Observer:
 
 @pytest.fixture(scope="module")
 def stack_options() -> LocalStackOptions:
-    """The options of the module's stack; a module overrides this fixture to change them."""
-    return LocalStackOptions(step_seconds=0.0)
+    """The options of the module's stack; a module overrides this fixture to change them. Call
+    caching is off: the tests drop the same run folders again and check each run's Batch jobs, which
+    a cache hit would not run (a module about call caching turns it on)."""
+    return LocalStackOptions(step_seconds=0.0, call_caching=False)
 
 
 @pytest.fixture(scope="module")

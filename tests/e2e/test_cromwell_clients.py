@@ -35,8 +35,9 @@ SWAGGER = {"accept": "application/json"}
 def stack_options() -> LocalStackOptions:
     """Runs submitted straight to Cromwell carry no completion callback: when the last Batch event is
     read before Cromwell marks the workflow done, the reconciler's sweep ends the run, so it sweeps
-    every 2 seconds here instead of every few minutes."""
-    return LocalStackOptions(step_seconds=0.0, schedule_seconds=2.0)
+    every 2 seconds here instead of every few minutes. Call caching is off: the same run is
+    submitted several times and each must run its job."""
+    return LocalStackOptions(step_seconds=0.0, schedule_seconds=2.0, call_caching=False)
 
 
 class Cromshell:

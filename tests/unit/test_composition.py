@@ -45,12 +45,12 @@ def test_monitor_functions_verify_cromwell_against_the_configured_ca_bundle() ->
     secrets, ssm = reader()
     service = compose_batch_events(environ=ENV, dynamodb=object(), tags=FakeTags(), secrets=secrets)
     cromwell: Any = service.ender.cromwell
-    assert isinstance(cromwell.verify, str)
-    assert cromwell.verify.endswith(".pem")
+    bundle = cromwell.verify()  # the bundle as it is now: a rotated one is used without a cold start
+    assert bundle.endswith(".pem")
     assert cromwell.base_url == "https://cromwell.internal:8000"
-    assert ssm.read == ["/courier/cromwell-ca"]
+    assert ssm.read == ["/courier/cromwell-ca"]  # read through the given reader, kept while fresh
     sweep = compose_reconciler(environ=ENV, dynamodb=object(), secrets=secrets)
-    assert sweep.cromwell.verify == cromwell.verify  # type: ignore[attr-defined]
+    assert sweep.cromwell.verify() == bundle  # type: ignore[attr-defined]
 
 
 def test_the_callback_token_is_read_through_the_given_reader_when_asked() -> None:
