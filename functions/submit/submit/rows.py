@@ -34,7 +34,9 @@ def lambda_handler(
             message_id=record.message_id,
             receipt_handle=record.receipt_handle,
             body=record.body,
-            receive_count=_receive_count(record.attributes.approximate_receive_count),
+            receive_count=_receive_count(
+                (record.raw_event.get("attributes") or {}).get("ApproximateReceiveCount")
+            ),
         )
         for record in SQSEvent(event).records
     ]

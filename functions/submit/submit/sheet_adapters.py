@@ -8,8 +8,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from courier.conventions import OPTION_SAMPLE_SHEET, receipt_key, rows_receipt_key
 from courier.errors import ConfigurationError, CourierError
+from courier.observability import logger
 from courier.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from submit.folder import OPTIONS_NAME, shown
 from submit.plan import SubmissionPlan
@@ -99,9 +102,14 @@ class SqsRowQueue:
                 raise RowQueueError(self.queue_url, failed)
 
     def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        self.client.change_message_visibility(
-            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-        )
+        """Best effort: when the delay cannot be set (a replayed row has no receipt handle), the
+        row comes back after the queue's visibility timeout instead."""
+        try:
+            self.client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except ClientError as exc:
+            logger.warning("row delay not set", extra={"error": str(exc)})
 
 
 class Pacer:

@@ -54,6 +54,7 @@ def build_row_service(
     dynamodb: Any,
     sqs: Any,
     pacer: Pacer | None = None,
+    retry_base_seconds: int = 30,
 ) -> RowService:
     store = ObjectStore(s3)
     book = SheetLedger(settings.table_name, dynamodb, retention_days=settings.retention_days)
@@ -80,6 +81,7 @@ def build_row_service(
         queue=SqsRowQueue(sqs, settings.rows_queue_url),
         make_service=make_service,
         options=_options(settings, base),
+        retry_base_seconds=retry_base_seconds,
         clock=base.clock,
     )
 

@@ -451,8 +451,8 @@ class RowService:
                 down = True
                 result.failed.append(message.message_id)
                 self.queue.retry_later(message.receipt_handle, self.delay(message.receive_count))
-        for sheet_id in touched:
-            self._render_when_due(sheet_id)
+        for sheet_id in touched:  # rows waiting for Cromwell are shown at once
+            self._render_when_due(sheet_id, now=down)
         return result
 
     def delay(self, receive_count: int) -> int:
@@ -480,14 +480,14 @@ class RowService:
         )
         return service.handle(upload).status
 
-    def _render_when_due(self, sheet_id: str) -> None:
+    def _render_when_due(self, sheet_id: str, *, now: bool = False) -> None:
         """Rewrite the receipts when the sheet is done, or every `render_every_seconds` while
         rows are pending. A pending rendering that finds the sheet done right after is redone, so
         the last rendering written is never older than the last row's verdict."""
         sheet = self.book.sheet(sheet_id)
         if sheet is None:
             return
-        if _pending(sheet):
+        if _pending(sheet) and not now:
             last = _parse_time(sheet.get("rendered_at"))
             if last is not None and (self.clock() - last).total_seconds() < self.options.render_every_seconds:
                 return
