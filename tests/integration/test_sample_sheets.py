@@ -414,3 +414,47 @@ def test_shuffled_redeliveries_of_many_rows(sheets: SheetWorld) -> None:
     assert (sheet["rows_Submitted"], sheet["rows_Queued"], sheet["rows_Waiting"]) == (30, 0, 0)
     assert not sheets.world.has_receipt(sheet_row_key(SHEET, 2))  # rows write no receipt files
     assert receipt_key(SHEET) == SHEET + ".receipt.json"
+
+
+def test_a_sheet_waits_for_the_inputs_json_copied_after_it(sheets: SheetWorld) -> None:
+    sheets.folder()
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:  # the user's copy of inputs.json lands while the sheet waits
+        clock[0] += seconds
+        sheets.world.put(PREFIX + "inputs.json", json.dumps({"cohort.greeting": "Hello"}))
+
+    sheets.world.service_options = {"sleep": sleep, "monotonic": lambda: clock[0]}
+    waiting = build_sheet_service(
+        sheets.settings,
+        sheets.world.service(WDL_WAIT_SECONDS="30"),
+        s3=sheets.world.s3,
+        dynamodb=sheets.world.dynamodb,
+        sqs=sheets.sqs,
+    )
+    event = sheets.world.put(SHEET, sheet_text(*GOOD_ROWS))
+    answer = lambda_handler(event, FakeContext(), service=sheets.world.service(), sheets=waiting)  # type: ignore[arg-type]
+    assert (answer["status"], answer["queued"]) == ("Queued", 3)
+    assert clock[0] == 5.0  # one poll
+
+    # no inputs.json ever: refused after the wait, saying what to do
+    clock[0] = 0.0
+    sheets.world.service_options = {
+        "sleep": lambda s: clock.__setitem__(0, clock[0] + s),
+        "monotonic": lambda: clock[0],
+    }
+    other = "runs/late/"
+    sheets.world.put(other + "main.wdl", (WDL_FIXTURES / "cohort" / "main.wdl").read_bytes())
+    waiting = build_sheet_service(
+        sheets.settings,
+        sheets.world.service(WDL_WAIT_SECONDS="30"),
+        s3=sheets.world.s3,
+        dynamodb=sheets.world.dynamodb,
+        sqs=sheets.sqs,
+    )
+    event = sheets.world.put(other + "samples.tsv", sheet_text(*GOOD_ROWS))
+    answer = lambda_handler(event, FakeContext(), service=sheets.world.service(), sheets=waiting)  # type: ignore[arg-type]
+    assert answer["status"] == "Rejected"
+    reasons = sheets.receipt(other + "samples.tsv")["reasons"]
+    assert any("waited 30 s for an inputs.json" in r for r in reasons), reasons
+    assert any("required input 'cohort.greeting' (String) is neither a column" in r for r in reasons)

@@ -70,6 +70,8 @@ class Sheet:
     rows: tuple[SheetRow, ...] = ()
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: Required inputs are neither columns nor common values: an inputs.json may be on its way.
+    needs_common: bool = False
 
     @property
     def refused(self) -> bool:
@@ -265,16 +267,21 @@ def read_sheet(  # noqa: PLR0912
         findings.refuse(f"{name} is empty; it needs a header line naming inputs and one line per sample")
     elif header is not None and not raw_rows and not findings.reasons:
         findings.refuse(f"{name} has a header but no rows; add one line per sample")
-    if header is not None:
-        for reason in _required_columns(header, common, workflow, name):
-            findings.refuse(reason)
+    missing = _required_columns(header, common, workflow, name) if header is not None else []
+    for reason in missing:
+        findings.refuse(reason)
     common_findings = _common_problems(common, workflow, common_name)
     for reason in common_findings.reasons:
         findings.refuse(reason)
     for warning in common_findings.warnings:
         findings.warn(warning)
     if findings.reasons or header is None:
-        return Sheet(name, reasons=tuple(findings.reasons), warnings=tuple(findings.warnings))
+        return Sheet(
+            name,
+            reasons=tuple(findings.reasons),
+            warnings=tuple(findings.warnings),
+            needs_common=bool(missing),
+        )
 
     types = {binding_name: decl.type for binding_name, decl in _declarations(workflow).items()}
     read = [(line, *_read_row(line, cells, header, types, name)) for line, cells in raw_rows]

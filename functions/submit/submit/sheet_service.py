@@ -192,24 +192,7 @@ class SheetService:
             self.receipts.render(sheet_id)
             return SheetOutcome("Duplicate", sheet_id)
         findings = Findings()
-        package, common = self._workflow(upload, findings)
-        sheet: Sheet | None = None
-        if package is not None:
-            # miniwdl is loaded only by the uploads that need it (see plan_submission)
-            from submit.sheet import read_sheet  # noqa: PLC0415
-
-            body = self.files.read_sheet(upload, self.limits.max_total_bytes)
-            if isinstance(body, str):
-                findings.refuse(body)
-            else:
-                sheet = read_sheet(
-                    upload.name,
-                    body,
-                    workflow=package.workflow,
-                    common=common,
-                    common_name=INPUTS_NAME,
-                    max_rows=self.options.max_rows,
-                )
+        package, common, sheet = self._read(upload, findings)
         if sheet is not None:
             for reason in sheet.reasons:
                 findings.refuse(reason)
@@ -258,6 +241,46 @@ class SheetService:
         if findings.reasons:
             return SheetOutcome("Rejected", sheet_id, reasons=tuple(findings.reasons))
         return SheetOutcome("Queued", sheet_id, queued=len(rows) - len(refused), refused=len(refused))
+
+    def _read(self, upload: Upload, findings: Findings) -> tuple[Any, dict[str, Any] | None, Sheet | None]:
+        """The folder's workflow, the common values and the sheet read against them. A sheet
+        whose required inputs are neither columns nor in a (not yet uploaded) inputs.json waits a
+        bounded time for inputs.json, as a run waits for its WDL."""
+        deadline = self.monotonic() + self.options.wdl_wait_seconds
+        while True:
+            attempt = Findings()
+            package, common = self._workflow(upload, attempt)
+            sheet: Sheet | None = None
+            if package is not None:
+                # miniwdl is loaded only by the uploads that need it (see plan_submission)
+                from submit.sheet import read_sheet  # noqa: PLC0415
+
+                body = self.files.read_sheet(upload, self.limits.max_total_bytes)
+                if isinstance(body, str):
+                    attempt.refuse(body)
+                else:
+                    sheet = read_sheet(
+                        upload.name,
+                        body,
+                        workflow=package.workflow,
+                        common=common,
+                        common_name=INPUTS_NAME,
+                        max_rows=self.options.max_rows,
+                    )
+            waiting = sheet is not None and sheet.needs_common and common is None
+            if waiting and self.monotonic() < deadline:
+                self.sleep(self.options.poll_seconds)
+                continue
+            if waiting and self.options.wdl_wait_seconds > 0:
+                attempt.refuse(
+                    f"waited {self.options.wdl_wait_seconds:g} s for an {INPUTS_NAME} with the values common "
+                    f"to every row; upload it, then {upload.name} again"
+                )
+            for reason in attempt.reasons:
+                findings.refuse(reason)
+            for warning in attempt.warnings:
+                findings.warn(warning)
+            return package, common, sheet
 
     def _workflow(self, upload: Upload, findings: Findings) -> tuple[Any, dict[str, Any] | None]:
         """The folder's workflow and its common values; waits a bounded time for a folder still
