@@ -458,3 +458,17 @@ def test_a_sheet_waits_for_the_inputs_json_copied_after_it(sheets: SheetWorld) -
     reasons = sheets.receipt(other + "samples.tsv")["reasons"]
     assert any("waited 30 s for an inputs.json" in r for r in reasons), reasons
     assert any("required input 'cohort.greeting' (String) is neither a column" in r for r in reasons)
+
+
+def test_rows_are_queued_within_sqs_sizes_and_an_oversized_row_is_refused(sheets: SheetWorld) -> None:
+    sheets.folder(common={"cohort.greeting": "Hello"})
+    tags = json.dumps(["x" * 1000] * 60)  # about 60 KB a row: ten of them exceed one batch's 256 KiB
+    lines = [f"S{n}\tid-{n}\t{n}\t{tags}" for n in range(1, 9)]
+    lines.append("BIG\t" + "i" * 125_000 + "\t1\t" + json.dumps(["y" * 1000] * 126))
+    _, answer = sheets.drop(sheet_text(*lines))
+    assert (answer["queued"], answer["refused"]) == (8, 1), sheets.receipt()["reasons"]
+    sheets.drain()
+    assert len(sheets.world.backend.submissions) == 8
+    big = next(r for r in sheets.table() if r["sample"] == "BIG")
+    assert big["status"] == "Rejected"
+    assert "a row may carry at most 250,000" in big["reasons"]

@@ -152,6 +152,12 @@ def test_byte_order_mark_is_dropped_with_a_warning(workflow: Any) -> None:
             id="over-row-limit",
         ),
         pytest.param(
+            b"sample_id\treads\na\ts3://b-1/x\nb\t" + b"x" * 200_000 + b"\n",
+            "samples.tsv line 3: a cell holds more than 131,072 characters",
+            {},
+            id="huge-cell",
+        ),
+        pytest.param(
             b"sample_id\treads\na\ts3://b-1/x\n",
             "inputs.json: input 'cohort.threads' should be Int but is a string",
             {"common": {"cohort.threads": "four"}},

@@ -229,7 +229,7 @@ def _required_columns(header: _Header, common: Mapping[str, Any], workflow: Any,
     ]
 
 
-def read_sheet(  # noqa: PLR0912
+def read_sheet(
     name: str,
     body: bytes,
     *,
@@ -244,25 +244,7 @@ def read_sheet(  # noqa: PLR0912
     text = decode_text(name, body, findings)
     if text is None:
         return Sheet(name, reasons=tuple(findings.reasons))
-    records = _records(text, dialect_for(name))
-    header: _Header | None = None
-    raw_rows: list[tuple[int, list[str]]] = []
-    try:
-        for line, cells in records:
-            if not any(cell.strip() for cell in cells):
-                continue  # blank lines
-            if header is None:
-                header = _read_header(cells, name, workflow, findings)
-                continue
-            if len(raw_rows) >= max_rows:
-                findings.refuse(
-                    f"{name} holds more than {max_rows:,} rows (the limit); split it into sheets of at "
-                    f"most {max_rows:,} rows"
-                )
-                break
-            raw_rows.append((line, cells))
-    except csv.Error as exc:
-        findings.refuse(f"{name} cannot be read as {dialect_for(name).upper()}: {shown(str(exc))}")
+    header, raw_rows = _split(text, name, workflow, max_rows, findings)
     if header is None and not findings.reasons:
         findings.refuse(f"{name} is empty; it needs a header line naming inputs and one line per sample")
     elif header is not None and not raw_rows and not findings.reasons:
@@ -285,6 +267,52 @@ def read_sheet(  # noqa: PLR0912
 
     types = {binding_name: decl.type for binding_name, decl in _declarations(workflow).items()}
     read = [(line, *_read_row(line, cells, header, types, name)) for line, cells in raw_rows]
+    rows = _checked_rows(read, common, workflow, name)
+    columns = tuple(column or SAMPLE_COLUMN for column in header.columns)
+    return Sheet(name, columns=columns, rows=tuple(rows), warnings=tuple(findings.warnings))
+
+
+def _split(
+    text: str, name: str, workflow: Any, max_rows: int, findings: Findings
+) -> tuple[_Header | None, list[tuple[int, list[str]]]]:
+    """The header (resolved) and the raw rows, blank lines left out, at most `max_rows`."""
+    header: _Header | None = None
+    raw_rows: list[tuple[int, list[str]]] = []
+    last_line = 0
+    try:
+        for line, cells in _records(text, dialect_for(name)):
+            last_line = line
+            if not any(cell.strip() for cell in cells):
+                continue  # blank lines
+            if header is None:
+                header = _read_header(cells, name, workflow, findings)
+                continue
+            if len(raw_rows) >= max_rows:
+                findings.refuse(
+                    f"{name} holds more than {max_rows:,} rows (the limit); split it into sheets of at "
+                    f"most {max_rows:,} rows"
+                )
+                break
+            raw_rows.append((line, cells))
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            findings.refuse(
+                f"{name} line {last_line + 1}: a cell holds more than {csv.field_size_limit():,} characters; "
+                "put large values in a file and give its s3:// path"
+            )
+        else:
+            findings.refuse(f"{name} cannot be read as {dialect_for(name).upper()}: {shown(str(exc))}")
+    return header, raw_rows
+
+
+def _checked_rows(
+    read: list[tuple[int, str, dict[str, Any], list[str]]],
+    common: Mapping[str, Any],
+    workflow: Any,
+    name: str,
+) -> list[SheetRow]:
+    """Each row's inputs (common values, then its cells) checked as an inputs file is; a sample
+    name used twice refuses every row of that name."""
     counts = Counter(sample for _, sample, _, _ in read)
     rows = []
     for line, sample, values, problems in read:
@@ -310,8 +338,7 @@ def read_sheet(  # noqa: PLR0912
                 s3_uris=uris,
             )
         )
-    columns = tuple(column or SAMPLE_COLUMN for column in header.columns)
-    return Sheet(name, columns=columns, rows=tuple(rows), warnings=tuple(findings.warnings))
+    return rows
 
 
 def _declarations(workflow: Any) -> dict[str, Any]:

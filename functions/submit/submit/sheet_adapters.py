@@ -21,6 +21,7 @@ from submit.upload import Upload
 
 _OPTIONS_MAX_BYTES = 1_048_576
 _SEND_ATTEMPTS = 3
+_BATCH_BYTES = 262_144
 
 
 class S3SheetFiles:
@@ -84,11 +85,8 @@ class SqsRowQueue:
     def send(self, messages: Sequence[Mapping[str, Any]]) -> None:
         if messages and not self.queue_url:
             raise ConfigurationError("SheetSettings", ["SHEET_ROWS_QUEUE_URL is not set"])
-        for start in range(0, len(messages), 10):
-            entries = [
-                {"Id": str(n), "MessageBody": json.dumps(m, ensure_ascii=False, separators=(",", ":"))}
-                for n, m in enumerate(messages[start : start + 10])
-            ]
+        for batch in _batches(messages):
+            entries = batch
             for _ in range(_SEND_ATTEMPTS):
                 answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
                 failed = answer.get("Failed") or []
@@ -110,6 +108,21 @@ class SqsRowQueue:
             )
         except ClientError as exc:
             logger.warning("row delay not set", extra={"error": str(exc)})
+
+
+def _batches(messages: Sequence[Mapping[str, Any]]) -> list[list[dict[str, str]]]:
+    """SendMessageBatch entries: at most ten per call and 256 KiB together."""
+    batches: list[list[dict[str, str]]] = []
+    size = 0
+    for message in messages:
+        body = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        length = len(body.encode())
+        if not batches or len(batches[-1]) == 10 or size + length > _BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append({"Id": str(len(batches[-1])), "MessageBody": body})
+        size += length
+    return batches
 
 
 class Pacer:

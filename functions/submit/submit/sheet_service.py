@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,9 +41,11 @@ from submit.sheet_receipts import rows_table, sheet_receipt
 from submit.upload import INPUTS_NAME, Upload
 
 if TYPE_CHECKING:
-    from submit.sheet import Sheet
+    from submit.sheet import Sheet, SheetRow
 
 ROW_MESSAGE_KIND = "courier-sheet-row"
+#: A row travels in one SQS message (at most 256 KiB, with room for the attributes).
+MAX_ROW_MESSAGE_BYTES = 250_000
 #: Row refusals named in the sheet's one notification; the receipts table has them all.
 _NOTIFIED_ROWS = 20
 
@@ -200,7 +202,10 @@ class SheetService:
                 findings.warn(warning)
         if common is not None:
             findings.warn(f"{INPUTS_NAME} gives the values common to every row; it starts no run of its own")
-        rows = list(sheet.rows) if sheet is not None and not sheet.refused else []
+        rows = [
+            _within_message_size(row, self._message(upload, sheet_id, row))
+            for row in (sheet.rows if sheet is not None and not sheet.refused else ())
+        ]
         records = [
             RowRecord(
                 line=row.line,
@@ -523,6 +528,18 @@ class RowService:
 
 def _pending(sheet: Mapping[str, Any]) -> bool:
     return bool(int(sheet.get(f"rows_{QUEUED}") or 0) or int(sheet.get(f"rows_{WAITING}") or 0))
+
+
+def _within_message_size(row: SheetRow, message: Mapping[str, Any]) -> SheetRow:
+    """The row, or the row refused when its inputs do not fit in one queue message."""
+    size = len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+    if not row.ok or size <= MAX_ROW_MESSAGE_BYTES:
+        return row
+    reason = (
+        f"line {row.line} ({shown(row.sample, 60)}): its inputs are {size:,} bytes; a row may carry at most "
+        f"{MAX_ROW_MESSAGE_BYTES:,} (put large values in a file and give its s3:// path)"
+    )
+    return replace(row, inputs=None, reasons=(reason,))
 
 
 def parse_row_message(text: str) -> dict[str, Any]:
