@@ -113,7 +113,10 @@ def sample_sheet(call: Invocation, observer: Observer) -> None:
     assert receipt is not None
     assert (receipt["kind"], receipt["rows"], receipt["workflow_name"]) == ("sample-sheet", 2, "hello")
     table = observer.s3.get_object(Bucket=bucket, Key=f"{key}.receipts.tsv")["Body"].read().decode()
-    assert [line.split("\t")[1:3] for line in table.splitlines()[1:]] == [["S1", "Queued"], ["S2", "Queued"]]
+    rows = [line.split("\t")[1:3] for line in table.splitlines()[1:]]
+    # the stack's own rows function may have taken them already
+    assert [sample for sample, _ in rows] == ["S1", "S2"]
+    assert {status for _, status in rows} <= {"Queued", "Submitted"}
 
 
 def sheet_rows(call: Invocation, observer: Observer) -> None:
