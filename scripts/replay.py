@@ -1,11 +1,13 @@
 """Replay parked events: read a queue of events that could not be processed (the submit
-function's on-failure destination, or an EventBridge target's dead-letter queue), invoke the
-function with each original event, and delete a message only after its invocation succeeded.
+function's on-failure destination, an EventBridge target's dead-letter queue, or the dead-letter
+queue of the rows of sample sheets), invoke the function with each original event (a row as the
+SQS event the rows function takes), and delete a message only after its invocation succeeded.
 
     python scripts/replay.py --queue-url URL --function NAME [--max N] [--dry-run]
 
-Safe to run more than once: submit derives the workflow id from the upload, so an event that
-was in fact handled before is recognised and submits nothing.
+Safe to run more than once: submit derives the workflow id from the upload (a row's from its
+sheet's upload and its line), so an event that was in fact handled before is recognised and
+submits nothing.
 """
 
 from __future__ import annotations
@@ -28,15 +30,33 @@ class ReplayReport:
     errors: list[str] = field(default_factory=list)
 
 
+#: The `kind` of a sample-sheet row message (submit.sheet_service.ROW_MESSAGE_KIND).
+ROW_MESSAGE_KIND = "courier-sheet-row"
+
+
 def original_event(body: str) -> dict[str, Any] | None:
     """The event inside a parked message: Lambda's on-failure record keeps it under
-    `requestPayload`; an EventBridge dead-letter message is the event itself."""
+    `requestPayload`; an EventBridge dead-letter message is the event itself; a row of a sample
+    sheet becomes the one-record SQS event its rows function takes."""
     try:
         message = json.loads(body)
     except json.JSONDecodeError:
         return None
     if not isinstance(message, dict):
         return None
+    if message.get("kind") == ROW_MESSAGE_KIND:
+        return {
+            "Records": [
+                {
+                    "messageId": f"replay-{message.get('sheet_id')}-{message.get('line')}",
+                    "receiptHandle": "replay",
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "eventSource": "aws:sqs",
+                }
+            ]
+        }
     payload = message.get("requestPayload")
     if isinstance(payload, dict):
         return payload
@@ -93,9 +113,20 @@ def lambda_invoker(client: Any, function_name: str) -> Callable[[dict[str, Any]]
         answer = client.invoke(
             FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
         )
-        return int(answer.get("StatusCode", 500)) == 200 and "FunctionError" not in answer
+        if int(answer.get("StatusCode", 500)) != 200 or "FunctionError" in answer:
+            return False
+        return not _items_failed(answer.get("Payload"))
 
     return invoke
+
+
+def _items_failed(payload: Any) -> bool:
+    """True when an SQS-event function's answer reports a record it could not process."""
+    try:
+        result = json.loads(payload.read()) if payload is not None else None
+    except (AttributeError, ValueError):
+        return False
+    return isinstance(result, dict) and bool(result.get("batchItemFailures"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -493,20 +493,24 @@ class LocalStack:
         return workflow_id
 
     def drop_folder(self, folder: Path, prefix: str) -> list[str]:
-        """Upload a run folder under `prefix`, the inputs files last (as a careful user would);
-        the keys of its inputs files."""
-        from submit.upload import is_inputs_file  # noqa: PLC0415
+        """Upload a run folder under `prefix`, the inputs files last and a sample sheet after them
+        (as a careful user would); the keys that start runs: its inputs files, or its sheet (whose
+        `inputs.json` holds the values common to the rows and starts no run)."""
+        from courier.conventions import SAMPLE_SHEET_NAMES  # noqa: PLC0415
+        from submit.upload import INPUTS_NAME, is_inputs_file  # noqa: PLC0415
 
         prefix = prefix.strip("/")
         files = sorted(p for p in folder.rglob("*") if p.is_file())
+        sheets = [p for p in files if p.parent == folder and p.name in SAMPLE_SHEET_NAMES]
         inputs = [p for p in files if is_inputs_file(p.name)]
         label = prefix.rsplit("/", 1)[-1]
         self.timeline.add("dropped", f"s3://{self.runs_bucket}/{prefix}/ ({len(files)} files)", run=label)
         keys = []
-        for path in [p for p in files if p not in inputs] + inputs:
+        for path in [p for p in files if p not in inputs and p not in sheets] + inputs + sheets:
             key = f"{prefix}/{path.relative_to(folder).as_posix()}"
-            self.put(key, path.read_bytes(), label=label if path in inputs else "")
-            if path in inputs:
+            starts = path in sheets or (path in inputs and not (sheets and path.name == INPUTS_NAME))
+            self.put(key, path.read_bytes(), label=label if starts else "")
+            if starts:
                 keys.append(key)
         return keys
 

@@ -48,13 +48,37 @@ def _secret_reader(clients: ClientFactory) -> Any:
     return SecretReader(ssm_client=clients("ssm"), secrets_client=clients("secretsmanager"))
 
 
-def _submit(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
+def _submit_service(env: Mapping[str, str], clients: ClientFactory) -> tuple[Any, Any]:
+    """The submit function's settings (with the sample-sheet ones) and its inputs-file service."""
+    from courier.settings import load_settings  # noqa: PLC0415
     from submit.composition import compose  # noqa: PLC0415
+    from submit.sheet_settings import SheetSettings  # noqa: PLC0415
 
+    settings = load_settings(SheetSettings, env)
     service = compose(
-        environ=env, s3=clients("s3"), dynamodb=clients("dynamodb"), secrets=_secret_reader(clients)
+        settings, s3=clients("s3"), dynamodb=clients("dynamodb"), secrets=_secret_reader(clients)
     )
-    return {"service": service}
+    return settings, service
+
+
+def _submit(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
+    from submit.sheet_composition import build_sheet_service  # noqa: PLC0415
+
+    settings, service = _submit_service(env, clients)
+    sheets = build_sheet_service(
+        settings, service, s3=clients("s3"), dynamodb=clients("dynamodb"), sqs=clients("sqs")
+    )
+    return {"service": service, "sheets": sheets}
+
+
+def _rows(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
+    from submit.sheet_composition import build_row_service  # noqa: PLC0415
+
+    settings, service = _submit_service(env, clients)
+    rows = build_row_service(
+        settings, service, s3=clients("s3"), dynamodb=clients("dynamodb"), sqs=clients("sqs")
+    )
+    return {"service": rows}
 
 
 def _monitor(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
@@ -104,6 +128,7 @@ def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
 #: without injection (its own default wiring, which honours AWS_ENDPOINT_URL).
 WIRING: dict[str, Callable[[Mapping[str, str], ClientFactory], dict[str, Any]]] = {
     "submit.handler.lambda_handler": _submit,
+    "submit.rows.lambda_handler": _rows,
     "monitor.batch_events.lambda_handler": _monitor,
     "monitor.callback.lambda_handler": _callback,
     "monitor.schedule.lambda_handler": _reconciler,

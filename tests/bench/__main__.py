@@ -42,6 +42,8 @@ class Sizes:
     concurrency: tuple[int, ...] = (1, 100, 1000)
     notify_tasks: int = 10_000
     latency_repeats: int = 7
+    sheet_rows: int = 1000
+    sheet_paced_rows: int = 200
     build: str = "auto"  # deployment size: "auto", "always" or "never"
     build_dir: Path | None = None
 
@@ -56,6 +58,8 @@ QUICK = Sizes(
     concurrency=(1, 100),
     notify_tasks=1000,
     latency_repeats=3,
+    sheet_rows=100,
+    sheet_paced_rows=20,
 )
 
 
@@ -102,6 +106,12 @@ def _latency(sizes: Sizes) -> dict[str, Any]:
     return latency.measure(sizes.latency_repeats)
 
 
+def _sheets(sizes: Sizes) -> dict[str, Any]:
+    from tests.bench import sheet_bench
+
+    return sheet_bench.measure(sizes.sheet_rows, sizes.sheet_paced_rows)
+
+
 def _deploy_size(sizes: Sizes) -> dict[str, Any]:
     from tests.bench import deploy_size
 
@@ -128,6 +138,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         Benchmark("notify", "Notify: report of a 10,000-task failed run", _notify, _render("notify_bench")),
         Benchmark("latency", "Latency", _latency, _render("latency")),
+        Benchmark("sheets", "Sample sheets through the local stack", _sheets, _render("sheet_bench")),
         Benchmark("deploy-size", "Deployment size", _deploy_size, _render("deploy_size")),
     )
 }

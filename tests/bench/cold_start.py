@@ -34,6 +34,7 @@ LAYER = ROOT / "layers" / "courier"
 #: Modules made lazy in the function code, by handler module (measured eagerly for comparison).
 DEFERRED: dict[str, tuple[str, ...]] = {
     "submit.handler": ("WDL", "WDL.Zip"),
+    "submit.rows": ("WDL", "WDL.Zip"),
     "notify.handler": ("slack_sdk", "slack_sdk.webhook", "slack_sdk.http_retry.builtin_handlers"),
 }
 

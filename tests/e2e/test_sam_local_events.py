@@ -12,8 +12,8 @@ the stack on its fixed ports points at (what `python -m local.stack --write-env`
 its fixed URLs are swapped for the ones this stack got.
 
 The stack is seeded with what the sample events name: the `courier-runs` bucket and its run
-folders for the submit events, the token the callback events carry, and the runs and outbox items
-the notify events stand for.
+folders for the submit events, the sheet and row items the rows events stand for, the token the
+callback events carry, and the runs and outbox items the notify events stand for.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from typing import Any
 
 import pytest
 
-from courier.conventions import workflow_id_from_script_url
+from courier.conventions import requested_workflow_id, sheet_row_key, workflow_id_from_script_url
 from courier.ledger import schema
 from courier.ledger._codec import from_item, to_item
+from courier.ledger.sheets import QUEUED, RowRecord, SheetLedger, SheetRecord
 from local.stack import LocalStack, LocalStackOptions
 from local.stack.__main__ import FIXED
 from local.stack.template import TEMPLATE_PATH, load_template
@@ -99,6 +100,37 @@ def submit(expected: str) -> Check:
             assert in_cromwell is None
 
     return check
+
+
+def sample_sheet(call: Invocation, observer: Observer) -> None:
+    """The sheet's rows queued (on the stack's rows queue, whose function submits them), and the
+    sheet's receipts beside it."""
+    detail = call.event["detail"]
+    bucket, key = detail["bucket"]["name"], detail["object"]["key"]
+    assert (call.result["status"], call.result["queued"], call.result["refused"]) == ("Queued", 2, 0)
+    receipt = observer.receipt(key, bucket=bucket)
+    assert receipt is not None
+    assert (receipt["kind"], receipt["rows"], receipt["workflow_name"]) == ("sample-sheet", 2, "hello")
+    table = observer.s3.get_object(Bucket=bucket, Key=f"{key}.receipts.tsv")["Body"].read().decode()
+    rows = [line.split("\t")[1:3] for line in table.splitlines()[1:]]
+    # the stack's own rows function may have taken them already
+    assert [sample for sample, _ in rows] == ["S1", "S2"]
+    assert {status for _, status in rows} <= {"Queued", "Submitted"}
+
+
+def sheet_rows(call: Invocation, observer: Observer) -> None:
+    """Each row submitted as one run of its sheet's folder, and its verdict in the sheet's ledger."""
+    assert call.result == {"batchItemFailures": []}
+    for record in call.event["Records"]:
+        row = json.loads(record["body"])
+        key = sheet_row_key(row["key"], row["line"])
+        workflow_id = requested_workflow_id(row["bucket"], key, row["version_id"], row["sequencer"])
+        run = observer.run(workflow_id)
+        assert (run["status"], run["inputs_key"], run["workflow_name"]) == ("Submitted", key, "hello")
+        assert observer.cromwell_status(workflow_id) is not None
+        item = SheetLedger(observer.table, observer.dynamodb).row(row["sheet_id"], row["line"])
+        assert item is not None
+        assert (item["status"], item["workflow_id"]) == ("Submitted", workflow_id)
 
 
 def _root_of(detail: Mapping[str, Any]) -> str | None:
@@ -198,6 +230,8 @@ EXPECTED: dict[str, tuple[str, Check]] = {
     "submit/object-created-wdl-ignored.json": ("SubmitFunction", submit("Ignored")),
     "submit/object-created-missing-wdl.json": ("SubmitFunction", submit("Rejected")),
     "submit/object-created-no-sequencer.json": ("SubmitFunction", submit("Rejected")),
+    "submit/object-created-sample-sheet.json": ("SubmitFunction", sample_sheet),
+    "sheet-rows/sqs-row.json": ("SheetRowsFunction", sheet_rows),
     "monitor/sqs-cromwell92-scatter-tags.json": ("MonitorFunction", batch_events),
     "monitor/sqs-cromwell92-subworkflow.json": ("MonitorFunction", batch_events),
     "monitor/sqs-cromwell91-script-prefix.json": ("MonitorFunction", batch_events),
@@ -247,11 +281,39 @@ def seed_submit_events(observer: Observer) -> None:
     s3 = observer.s3
     s3.create_bucket(Bucket=bucket)
     for key in sorted(keys):
-        assert key.rsplit("/", 1)[0] in ("runs/hello", "runs/empty"), f"seed the folder of {key}"
-        if key.endswith(".wdl"):
+        assert key.rsplit("/", 1)[0] in ("runs/hello", "runs/empty", "runs/sheet"), (
+            f"seed the folder of {key}"
+        )
+        if key.endswith(".tsv"):
+            s3.put_object(Bucket=bucket, Key=key, Body=b"sample\twho\nS1\tAda\nS2\tGrace\n")
+            s3.put_object(Bucket=bucket, Key="runs/sheet/hello.wdl", Body=(HELLO / "hello.wdl").read_bytes())
+        elif key.endswith(".wdl"):
             s3.put_object(Bucket=bucket, Key=key, Body=(HELLO / "hello.wdl").read_bytes())
         else:
             s3.put_object(Bucket=bucket, Key=key, Body=(HELLO / "inputs.json").read_bytes())
+
+
+def seed_sheet_rows(observer: Observer) -> None:
+    """The sheets and rows the rows events name, recorded Queued as the submit function leaves them
+    (their folder, runs/sheet, is seeded with the submit events)."""
+    book = SheetLedger(observer.table, observer.dynamodb)
+    for name, (function, _) in EXPECTED.items():
+        if function != "SheetRowsFunction":
+            continue
+        for record in load_event(name)["Records"]:
+            row = json.loads(record["body"])
+            key = sheet_row_key(row["key"], row["line"])
+            record_ = SheetRecord(
+                sheet_id=row["sheet_id"],
+                bucket=row["bucket"],
+                key=row["key"],
+                version=row["sequencer"],
+                run_folder=row["key"].rsplit("/", 1)[0] + "/",
+                workflow_name="hello",
+                main_wdl="hello.wdl",
+            )
+            workflow_id = requested_workflow_id(row["bucket"], key, row["version_id"], row["sequencer"])
+            book.create(record_, [RowRecord(row["line"], row["sample"], QUEUED, workflow_id)])
 
 
 def seed_callback_token(stack: LocalStack, env: Mapping[str, Mapping[str, str]]) -> None:
@@ -365,6 +427,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamWorld]:
     with LocalStack(LocalStackOptions(step_seconds=0.0)) as stack:
         observer = Observer(stack)
         seed_submit_events(observer)
+        seed_sheet_rows(observer)
         seed_callback_token(stack, env)
         seed_notify_events(observer)
         yield SamWorld(stack, observer, env, tmp_path_factory.mktemp("sam-local"))

@@ -8,9 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from tests.support.submit_fixtures import RUNS_BUCKET, WDL_FIXTURES, SubmitWorld, make_world
+from submit.handler import lambda_handler
+from submit.sheet_composition import build_sheet_service
+from submit.sheet_settings import SheetSettings
+from tests.support.submit_fixtures import (
+    RUNS_BUCKET,
+    TABLE,
+    WDL_FIXTURES,
+    FakeContext,
+    SubmitWorld,
+    make_world,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +38,12 @@ EXPECTED = {
 }
 
 
+SHEET_EVENT = "object-created-sample-sheet.json"
+
+
 def test_every_event_file_is_covered() -> None:
     files = {p.name for p in EVENTS.glob("*.json")} - {"env.json"}
-    assert files == set(EXPECTED)
+    assert files == set(EXPECTED) | {SHEET_EVENT}
 
 
 @pytest.fixture
@@ -72,3 +86,36 @@ def test_sample_event(local: SubmitWorld, name: str) -> None:
     else:
         assert local.backend.submissions == []
         assert receipt["reasons"]
+
+
+def test_sample_sheet_event(local: SubmitWorld) -> None:
+    """The sheet's rows go to the rows queue (the rows function's own sample event is invoked in
+    tests/e2e/test_sam_local_events.py); the same event again queues nothing more."""
+    event = json.loads((EVENTS / SHEET_EVENT).read_text())
+    key = event["detail"]["object"]["key"]
+    local.s3.put_object(
+        Bucket=RUNS_BUCKET, Key="runs/sheet/hello.wdl", Body=(WDL_FIXTURES / "hello/hello.wdl").read_bytes()
+    )
+    local.s3.put_object(Bucket=RUNS_BUCKET, Key=key, Body=b"sample\twho\nS1\tAda\nS2\tGrace\n")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="courier-SheetRowsQueue")["QueueUrl"]
+    settings = SheetSettings.model_validate(
+        {
+            **local.env,
+            "LEDGER_TABLE": TABLE,
+            "CROMWELL_URL": local.server.url,
+            "SHEET_ROWS_QUEUE_URL": queue_url,
+        }
+    )
+    base = local.service()
+    sheets = build_sheet_service(settings, base, s3=local.s3, dynamodb=local.dynamodb, sqs=sqs)
+
+    first = lambda_handler(event, FakeContext(), service=base, sheets=sheets)  # type: ignore[arg-type]
+    again = lambda_handler(event, FakeContext(), service=base, sheets=sheets)  # type: ignore[arg-type]
+
+    assert (first["status"], first["queued"], again["status"]) == ("Queued", 2, "Duplicate")
+    queued = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert queued["Attributes"]["ApproximateNumberOfMessages"] == "2"
+    receipt = local.receipt(key)
+    assert (receipt["kind"], receipt["status"], receipt["rows"]) == ("sample-sheet", "InProgress", 2)
+    assert local.backend.submissions == []

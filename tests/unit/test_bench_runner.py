@@ -63,6 +63,7 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert results["cromwell-calls"]["workflow"]["ledger_status"] == "Succeeded"
     assert [r["module"] for r in results["cold-start"]["handlers"]] == [
         "submit.handler",
+        "submit.rows",
         "monitor.batch_events",
         "monitor.callback",
         "monitor.schedule",

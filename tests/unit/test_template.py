@@ -182,11 +182,55 @@ def test_every_function_has_its_own_role_and_log_group(resources: dict[str, Any]
         assert log_statements[0]["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}
 
 
-def test_submit_writes_only_receipts(resources: dict[str, Any]) -> None:
-    statements = [st for _, st in _statements(resources["SubmitRole"])]
+@pytest.mark.parametrize("role", ["SubmitRole", "SheetRowsRole"])
+def test_submit_writes_only_receipts(resources: dict[str, Any], role: str) -> None:
+    statements = [st for _, st in _statements(resources[role])]
     puts = [st for st in statements if "s3:PutObject" in _as_list(st["Action"])]
     assert len(puts) == 1
-    assert puts[0]["Resource"]["Fn::Sub"][0].endswith("/*.receipt.json")
+    written = sorted(resource["Fn::Sub"][0].rsplit("/", 1)[1] for resource in puts[0]["Resource"])
+    assert written == ["*.receipt.json", "*.receipts.tsv"]
+
+
+def test_sheet_rows_queue_is_paced_and_least_privilege(resources: dict[str, Any]) -> None:
+    rows = resources["SheetRowsFunction"]["Properties"]
+    source = rows["Events"]["SheetRows"]["Properties"]
+    assert source["Queue"] == {"Fn::GetAtt": ["SheetRowsQueue", "Arn"]}
+    assert "ReportBatchItemFailures" in source["FunctionResponseTypes"]
+    # each invocation paces itself at MaxSubmitsPerSecond / ROW_CONCURRENCY: the two must agree
+    env = rows["Environment"]["Variables"]
+    assert int(env["ROW_CONCURRENCY"]) == source["ScalingConfig"]["MaximumConcurrency"]
+    assert env["MAX_SUBMITS_PER_SECOND"] == {"Ref": "MaxSubmitsPerSecond"}
+    queue = resources["SheetRowsQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * rows["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["SheetRowsDLQ", "Arn"]}
+    submit_env = resources["SubmitFunction"]["Properties"]["Environment"]["Variables"]
+    assert submit_env["SHEET_ROWS_QUEUE_URL"] == {"Ref": "SheetRowsQueue"}
+    assert submit_env["MAX_SHEET_ROWS"] == {"Ref": "MaxSheetRows"}
+    for role, actions in (
+        ("SubmitRole", {"sqs:SendMessage"}),
+        (
+            "SheetRowsRole",
+            {
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+            },
+        ),
+    ):
+        rows_statements = [
+            st
+            for _, st in _statements(resources[role])
+            if st.get("Resource") == {"Fn::GetAtt": ["SheetRowsQueue", "Arn"]}
+        ]
+        assert len(rows_statements) == 1, role
+        assert set(_as_list(rows_statements[0]["Action"])) == actions, role
+    pattern = resources["SubmitFunction"]["Properties"]["Events"]["InputsUploaded"]["Properties"]["Pattern"]
+    assert pattern["detail"]["object"]["key"] == [
+        {"suffix": "inputs.json"},
+        {"suffix": ".tsv"},
+        {"suffix": ".csv"},
+    ]
 
 
 def test_runs_bucket_is_private_encrypted_versioned_and_tls_only(resources: dict[str, Any]) -> None:
@@ -348,6 +392,7 @@ def test_handlers_point_into_their_code_uri(template: dict[str, Any], resources:
     functions = _functions(resources)
     assert set(functions) == {
         "SubmitFunction",
+        "SheetRowsFunction",
         "MonitorFunction",
         "CallbackFunction",
         "ReconcilerFunction",
@@ -394,12 +439,18 @@ def test_every_parking_queue_has_an_alarm(resources: dict[str, Any]) -> None:
         for res in resources.values()
         if res["Type"] == "AWS::CloudWatch::Alarm" and res["Properties"].get("Namespace") == "AWS/SQS"
     }
-    assert alarmed == {"SubmitParkingQueue", "SubmitEventsDLQ", "BatchEventsDLQ", "NotifyDLQ"}
+    assert alarmed == {"SubmitParkingQueue", "SubmitEventsDLQ", "SheetRowsDLQ", "BatchEventsDLQ", "NotifyDLQ"}
 
 
 def test_functions_that_call_cromwell_read_exactly_the_credentials_secret(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
-    for name in ("SubmitFunction", "MonitorFunction", "CallbackFunction", "ReconcilerFunction"):
+    for name in (
+        "SubmitFunction",
+        "SheetRowsFunction",
+        "MonitorFunction",
+        "CallbackFunction",
+        "ReconcilerFunction",
+    ):
         assert functions[name]["Environment"]["Variables"]["CROMWELL_AUTH_SECRET"] == {
             "Ref": "CromwellAuthSecretArn"
         }

@@ -18,6 +18,9 @@ from courier.errors import CromwellUnavailable, InvalidEvent
 from courier.observability import logger, metrics, tracer
 from submit.composition import compose
 from submit.service import SubmitService
+from submit.sheet_composition import default_sheet_service
+from submit.sheet_entry import sheet_upload
+from submit.sheet_service import SheetService
 from submit.upload import is_inputs_file, parse_upload
 
 
@@ -31,14 +34,22 @@ def default_service() -> SubmitService:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, service: SubmitService | None = None
+    event: dict[str, Any],
+    context: LambdaContext,
+    service: SubmitService | None = None,
+    sheets: SheetService | None = None,
 ) -> dict[str, Any]:
-    service = service or default_service()
     try:
         upload = parse_upload(event)
     except InvalidEvent as exc:
-        return _invalid_event(exc, service)
+        return _invalid_event(exc, service or default_service())
     logger.append_keys(inputs_key=upload.key, bucket=upload.bucket, run_folder=upload.folder)
+    # An injected inputs-file service without a sheet service (a test's) sees no sheets.
+    sheet_service = (lambda: sheets) if sheets else (default_sheet_service if service is None else None)
+    service = service or default_service()
+    answer = sheet_upload(upload, sheet_service) if sheet_service else None
+    if answer is not None:
+        return answer
     if not is_inputs_file(upload.key):
         logger.info("not an inputs file; nothing to do", extra={"key": upload.key})
         return {"status": "Ignored", "key": upload.key}

@@ -165,8 +165,12 @@ def _value_problems(label: str, key: str, value: Any, decl: Any, workflow: Any) 
     return problems
 
 
-def check_inputs(name: str, inputs: dict[str, Any], workflow: Any, findings: Findings) -> CheckedInputs:
-    """Record every problem of `inputs` for `workflow`; return the s3:// objects to check."""
+def check_inputs(
+    name: str, inputs: dict[str, Any], workflow: Any, findings: Findings, *, complete: bool = True
+) -> CheckedInputs:
+    """Record every problem of `inputs` for `workflow`; return the s3:// objects to check.
+    `complete=False` checks the inputs given without asking for the required ones (values common
+    to the rows of a sample sheet, which the rows complete)."""
     label = shown(name)
     prefix = workflow.name + "."
     declared: dict[str, Any] = {prefix + binding.name: binding.value for binding in workflow.available_inputs}
@@ -188,7 +192,7 @@ def check_inputs(name: str, inputs: dict[str, Any], workflow: Any, findings: Fin
                 text for text in _file_values(declared[key].type, value) if text.startswith("s3://")
             )
 
-    for binding in workflow.required_inputs:
+    for binding in workflow.required_inputs if complete else ():
         full = prefix + binding.name
         if full not in inputs:
             findings.refuse(f"{label}: required input '{full}' ({binding.value.type}) is missing")

@@ -13,14 +13,16 @@ from courier.conventions import (
     OPTION_CALLBACK_URI,
     OPTION_MAIN_WDL,
     OPTION_PROJECT,
+    OPTION_SAMPLE_SHEET,
     OPTION_SCRIPT_PREFIX,
     OPTION_SLACK_CHANNEL,
+    SAMPLE_SHEET_SUFFIXES,
     script_prefix,
 )
 from submit.folder import OPTIONS_NAME, Findings, path_problem, shown
 from submit.jsonfile import json_kind
 
-COURIER_OPTIONS = (OPTION_MAIN_WDL, OPTION_SLACK_CHANNEL, OPTION_PROJECT)
+COURIER_OPTIONS = (OPTION_MAIN_WDL, OPTION_SLACK_CHANNEL, OPTION_PROJECT, OPTION_SAMPLE_SHEET)
 _SLACK_CHANNEL_RE = re.compile(r"^[#@]?[\w.-]{1,80}$")
 
 
@@ -32,6 +34,7 @@ class CourierOptions:
     slack_channel: str | None
     project: str | None
     cromwell_options: dict[str, Any]
+    sample_sheet: str | None = None
 
 
 def _text(options: Mapping[str, Any], key: str, findings: Findings) -> str | None:
@@ -72,8 +75,19 @@ def read_courier_options(options: Mapping[str, Any], findings: Findings) -> Cour
     if project is not None and len(project) > 255:
         findings.refuse(f"{OPTIONS_NAME}: {OPTION_PROJECT} is {len(project)} characters; at most 255")
         project = None
+    sample_sheet = _text(options, OPTION_SAMPLE_SHEET, findings)
+    if sample_sheet is not None and (
+        "/" in sample_sheet
+        or path_problem(sample_sheet) is not None
+        or not sample_sheet.lower().endswith(SAMPLE_SHEET_SUFFIXES)
+    ):
+        findings.refuse(
+            f"{OPTIONS_NAME}: {OPTION_SAMPLE_SHEET} '{shown(sample_sheet)}' must be the name of a .tsv or "
+            'a .csv file beside options.json, e.g. "cohort.tsv"'
+        )
+        sample_sheet = None
     rest = {key: value for key, value in options.items() if not key.startswith("courier_")}
-    return CourierOptions(main_wdl, slack_channel, project, rest)
+    return CourierOptions(main_wdl, slack_channel, project, rest, sample_sheet)
 
 
 def finish_options(

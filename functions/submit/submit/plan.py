@@ -33,7 +33,7 @@ from submit.options import CourierOptions, finish_options, read_courier_options
 if TYPE_CHECKING:
     from submit.wdl import WdlPackage
 
-__all__ = ["Limits", "RunFolder", "SubmissionPlan", "plan_submission"]
+__all__ = ["Limits", "RunFolder", "SubmissionPlan", "analyse_folder", "plan_submission"]
 
 _EMPTY_MAPPING: Mapping[str, str] = MappingProxyType({})
 
@@ -248,6 +248,19 @@ def plan_submission(
         warnings=tuple(findings.warnings),
         routing=MappingProxyType(routing),
     )
+
+
+def analyse_folder(
+    folder: RunFolder, limits: Limits, findings: Findings
+) -> tuple[WdlPackage | None, CourierOptions, dict[str, Any] | None]:
+    """The checks `plan_submission` makes of a folder before it reads an inputs file: sizes and
+    names, options.json, the main WDL. Returns the type-checked workflow (None when refused),
+    Courier's options, and `folder.inputs_name` read as a JSON object when the folder holds it.
+    A sample sheet reads its folder through this, so its rows meet the same workflow."""
+    files, oversized = _check_folder(folder, limits, findings)
+    courier = read_courier_options(_read_optional(OPTIONS_NAME, files, findings) or {}, findings)
+    common = _read_optional(folder.inputs_name, files, findings)
+    return _analyse_wdl(files, oversized, folder.inputs_name, courier, findings), courier, common
 
 
 def _analyse_wdl(

@@ -13,6 +13,12 @@ WORKFLOW_ID_NAMESPACE = uuid.UUID("6f0c3c1e-2b6a-5d1e-9a57-3c0d2f1b7a41")
 #: Receipt written beside each inputs file.
 RECEIPT_SUFFIX = ".receipt.json"
 
+#: Sample sheets: the names that start one run per row when options.json names no other, and
+#: the per-row receipts table written beside a sheet.
+SAMPLE_SHEET_NAMES = ("samples.tsv", "samples.csv")
+SAMPLE_SHEET_SUFFIXES = (".tsv", ".csv")
+ROWS_RECEIPT_SUFFIX = ".receipts.tsv"
+
 #: Labels Courier adds to every run it submits.
 LABEL_RUN_FOLDER = "courier-run-folder"
 LABEL_INPUTS_KEY = "courier-inputs-key"
@@ -24,6 +30,7 @@ LABEL_SLACK_CHANNEL = "courier-slack-channel"
 OPTION_MAIN_WDL = "courier_main_wdl"
 OPTION_SLACK_CHANNEL = "courier_slack_channel"
 OPTION_PROJECT = "courier_project"
+OPTION_SAMPLE_SHEET = "courier_sample_sheet"
 
 #: Cromwell 91+ option that sets the S3 prefix of every Batch job's script.
 OPTION_SCRIPT_PREFIX = "aws_batch_script_bucket_prefix"
@@ -46,6 +53,12 @@ def requested_workflow_id(bucket: str, key: str, version_id: str | None, sequenc
     return str(uuid.uuid5(WORKFLOW_ID_NAMESPACE, f"s3://{bucket}/{key}#{marker}"))
 
 
+def sheet_row_key(sheet_key: str, line: int) -> str:
+    """The key one row of a sample sheet stands for: its run's `inputs_key` in the ledger, and
+    (with the sheet's version) what its workflow id is derived from, as an inputs file's is."""
+    return f"{sheet_key}:line-{line}"
+
+
 def script_prefix(workflow_id: str) -> str:
     """Value of `aws_batch_script_bucket_prefix` that names the workflow in each job's script URL."""
     return _SCRIPT_PREFIX.format(workflow_id=workflow_id)
@@ -59,6 +72,10 @@ def workflow_id_from_script_url(url: str) -> str | None:
 
 def receipt_key(inputs_key: str) -> str:
     return inputs_key + RECEIPT_SUFFIX
+
+
+def rows_receipt_key(sheet_key: str) -> str:
+    return sheet_key + ROWS_RECEIPT_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)

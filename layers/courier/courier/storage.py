@@ -107,6 +107,7 @@ class ObjectStore:
 
     def put_json(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:
         body = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False).encode()
-        self.client.put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType="application/json; charset=utf-8"
-        )
+        self.put_text(bucket, key, body.decode(), content_type="application/json; charset=utf-8")
+
+    def put_text(self, bucket: str, key: str, text: str, *, content_type: str) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
