@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from courier.costs import CostEstimate, Prices
@@ -43,6 +43,7 @@ class CallDigest:
     counts: Counter[str] = field(default_factory=Counter)
     tasks: int = 0
     shards: set[int] = field(default_factory=set)
+    first_created: datetime | None = None
     first_start: datetime | None = None
     last_stop: datetime | None = None
     cost: CostEstimate = field(init=False)
@@ -55,6 +56,9 @@ class CallDigest:
         self.counts[task.status.value if task.status else UNKNOWN_STATUS] += 1
         if task.shard >= 0:
             self.shards.add(task.shard)
+        created = task.created_at or task.started_at
+        if created and (self.first_created is None or created < self.first_created):
+            self.first_created = created
         if task.started_at and (self.first_start is None or task.started_at < self.first_start):
             self.first_start = task.started_at
         if task.stopped_at and (self.last_stop is None or task.stopped_at > self.last_stop):
@@ -151,6 +155,7 @@ def digest(
     max_failed: int = 20,
 ) -> RunDigest:
     """Fold a run's tasks into per-call counts, costs and the earliest `max_failed` failures.
+    Calls come in the order they began.
 
     `failures`: Cromwell's failure entries from the run item, whose messages help classify a
     failed task; `region`: for the CloudWatch console links of failed tasks' log streams.
@@ -175,7 +180,8 @@ def digest(
                 failed = sorted(failed, key=_failure_order)[:max_failed]
             entry = messages.get((name, task.shard, task.attempt or 1))
             result.causes[_classify(task, entry).kind.value] += 1
-    result.calls = dict(sorted(result.calls.items()))
+    far = datetime.max.replace(tzinfo=UTC)
+    result.calls = dict(sorted(result.calls.items(), key=lambda kv: (kv[1].first_created or far, kv[0])))
     for task in sorted(failed, key=_failure_order)[:max_failed]:
         entry = messages.get((call_name(task), task.shard, task.attempt or 1))
         url = (

@@ -23,9 +23,12 @@ from courier.ledger.records import RunView, TaskView
 from courier.links import s3_uri_url
 from courier.models import RunStatus, TaskStatus
 
-_LABEL_WIDTH: Final = 230
-_CHART_WIDTH: Final = 820
+_LABEL_WIDTH: Final = 220
+_CHART_WIDTH: Final = 790
+#: Seconds between the timeline's ticks: the first that gives at most eight.
+_NICE_STEPS: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 _AXIS_HEIGHT: Final = 26
+_GROUP_LABEL_HEIGHT: Final = 16
 _MAX_OUTPUTS: Final = 200
 _MAX_TEXT: Final = 4000
 
@@ -73,8 +76,18 @@ def format_duration(span: timedelta | None) -> str:
     return f"{days}d {hours}h"
 
 
-def _task_order(task: TaskView) -> tuple[str, int, int, str]:
-    return (call_name(task), task.shard, task.attempt or 1, task.job_id)
+def _in_order(tasks: Iterable[TaskView]) -> list[TaskView]:
+    """Calls in the order they began (their first task's creation), then shard and attempt."""
+    listed = list(tasks)
+    far = datetime.max.replace(tzinfo=UTC)
+    began: dict[str, datetime] = {}
+    for task in listed:
+        at = task.created_at or task.started_at or far
+        name = call_name(task)
+        began[name] = min(began.get(name, far), at)
+    return sorted(
+        listed, key=lambda t: (began[call_name(t)], call_name(t), t.shard, t.attempt or 1, t.job_id)
+    )
 
 
 def render_report(
@@ -87,7 +100,7 @@ def render_report(
     receipt: Mapping[str, Any] | None = None,
 ) -> str:
     """The report of `run` as one HTML document (a str). `region`: for console links."""
-    ordered = sorted(tasks, key=_task_order)
+    ordered = _in_order(tasks)
     summary = digest(ordered, prices=prices, failures=run.failures, region=region, max_failed=100)
     body = "\n".join(
         [
@@ -184,6 +197,7 @@ def _timeline(run: RunView, tasks: list[TaskView], now: datetime) -> str:
     span = max((t1 - t0).total_seconds(), 1.0)
     row = 18 if len(tasks) <= 120 else max(2, min(12, 2400 // len(tasks)))
     labelled = row >= 10
+    bar_y, bar_h = (1, row - 2) if labelled else (0, max(row - 1, 1))
 
     def x(ts: datetime) -> float:
         return _LABEL_WIDTH + (ts - t0).total_seconds() / span * _CHART_WIDTH
@@ -191,15 +205,19 @@ def _timeline(run: RunView, tasks: list[TaskView], now: datetime) -> str:
     parts: list[str] = []
     y = _AXIS_HEIGHT
     previous_call = None
+    group_top = y
     for task in tasks:
         name = call_name(task)
         if name != previous_call:
             if previous_call is not None:
+                if not labelled:  # room for the group's label, however few its rows
+                    y = max(y, group_top + _GROUP_LABEL_HEIGHT)
                 width = _LABEL_WIDTH + _CHART_WIDTH
                 parts.append(f'<line class="sep" x1="0" x2="{width}" y1="{y + 0.5}" y2="{y + 0.5}"/>')
             if not labelled:
-                parts.append(f'<text class="group" x="4" y="{y + 11}">{_e(name)}</text>')
+                parts.append(f'<text class="group" x="4" y="{y + 12}">{_e(_clip(name, 30))}</text>')
             previous_call = name
+            group_top = y
         status = task.status.value if task.status else "UNKNOWN"
         css = _STATUS_CLASS.get(status, "pending")
         end = task.stopped_at or (now if not run.ended else run.ended_at or now)
@@ -213,13 +231,13 @@ def _timeline(run: RunView, tasks: list[TaskView], now: datetime) -> str:
         if queued_from is not None:
             wait_end = task.started_at or end
             shapes.append(
-                f'<rect class="wait" x="{x(queued_from):.1f}" y="{y + 1}"'
-                f' width="{max(x(wait_end) - x(queued_from), 1):.1f}" height="{max(row - 2, 1)}"/>'
+                f'<rect class="wait" x="{x(queued_from):.1f}" y="{y + bar_y}"'
+                f' width="{max(x(wait_end) - x(queued_from), 1):.1f}" height="{bar_h}"/>'
             )
         if task.started_at is not None:
             shapes.append(
-                f'<rect class="ran {css}" x="{x(task.started_at):.1f}" y="{y + 1}"'
-                f' width="{max(x(end) - x(task.started_at), 1.5):.1f}" height="{max(row - 2, 1)}"/>'
+                f'<rect class="ran {css}" x="{x(task.started_at):.1f}" y="{y + bar_y}"'
+                f' width="{max(x(end) - x(task.started_at), 1.5):.1f}" height="{bar_h}"/>'
             )
         label = ""
         if labelled:
@@ -229,17 +247,10 @@ def _timeline(run: RunView, tasks: list[TaskView], now: datetime) -> str:
             f"<title>{_e(tip)}</title>{label}{''.join(shapes)}</g>"
         )
         y += row
+    if not labelled:
+        y = max(y, group_top + _GROUP_LABEL_HEIGHT)
     height = y + 4
-    ticks = []
-    for i in range(6):
-        tx = _LABEL_WIDTH + i * _CHART_WIDTH / 5
-        at = t0 + timedelta(seconds=span * i / 5)
-        anchor = "start" if i == 0 else ("end" if i == 5 else "middle")
-        ticks.append(
-            f'<line class="tick" x1="{tx:.1f}" x2="{tx:.1f}" y1="{_AXIS_HEIGHT - 4}" y2="{height}"/>'
-            f'<text class="axis" x="{tx:.1f}" y="14" text-anchor="{anchor}">'
-            f"+{_e(format_duration(at - t0))}</text>"
-        )
+    ticks = _axis(span, height)
     legend = (
         '<div class="legend"><span><i class="wait"></i>waiting in the queue</span>'
         '<span><i class="ok"></i>ran, succeeded</span><span><i class="failed"></i>ran, failed</span>'
@@ -256,6 +267,33 @@ def _timeline(run: RunView, tasks: list[TaskView], now: datetime) -> str:
         f'<div class="scroll">{svg}</div><div id="task-detail" class="muted">'
         "Point at a bar to see its task.</div></section>"
     )
+
+
+def _axis(span: float, height: int) -> list[str]:
+    """The timeline's ticks: a line and an offset from the start every nice step."""
+    ticks = []
+    step = next((s for s in _NICE_STEPS if span / s <= 8), span / 6)
+    for i in range(int(span // step) + 1):
+        tx = _LABEL_WIDTH + i * step / span * _CHART_WIDTH
+        anchor = "start" if i == 0 else ("end" if tx > _LABEL_WIDTH + _CHART_WIDTH - 30 else "middle")
+        ticks.append(
+            f'<line class="tick" x1="{tx:.1f}" x2="{tx:.1f}" y1="{_AXIS_HEIGHT - 4}" y2="{height}"/>'
+            f'<text class="axis" x="{tx:.1f}" y="14" text-anchor="{anchor}">'
+            f"{_tick_label(i * step)}</text>"
+        )
+    return ticks
+
+
+def _tick_label(seconds: float) -> str:
+    """`0`, `+30s`, `+5m`, `+1h30m`, `+2d`: the offsets on the timeline's axis."""
+    whole = int(seconds)
+    if whole == 0:
+        return "0"
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    return "+" + "".join(f"{n}{unit}" for n, unit in parts if n)
 
 
 def _clip(text: str, width: int) -> str:
@@ -383,7 +421,8 @@ dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
   vertical-align: -1px; }
 .legend i.wait { background: var(--wait); }
 .scroll { overflow-x: auto; }
-svg.timeline { display: block; font: 11.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+svg.timeline { display: block; max-width: 100%; height: auto;
+  font: 11.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 svg .axis { fill: var(--muted); }
 svg .tick { stroke: var(--line); }
 svg .sep { stroke: #c9d1d9; stroke-dasharray: 2 3; }
