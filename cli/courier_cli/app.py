@@ -8,6 +8,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -137,7 +138,9 @@ def cli(ctx: click.Context, stack: str | None, local: bool, region: str | None, 
     Runs are named by workflow id (or its first characters), by inputs key
     (runs/rnaseq/sampleA.inputs.json) or by s3:// URL.
     """
-    if ctx.obj is None:
+    if isinstance(ctx.obj, Session):  # given by the caller (tests: a console, a connection)
+        ctx.obj.location = replace(ctx.obj.location, stack=stack, local=local, region=region, profile=profile)
+    else:
         ctx.obj = Session(Location(stack=stack, local=local, region=region, profile=profile))
 
 
