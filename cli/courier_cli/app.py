@@ -441,8 +441,10 @@ def watch(session: Session, target: str, interval: float, timeout: float | None,
             time.sleep(interval)
 
     final: list[tuple[RunView, RunDigest]] = []
-    if as_json:
+    if as_json or not session.console.is_terminal:  # no live view to redraw: the end only
         final = deque(states(), maxlen=1)[0]
+        if not as_json:
+            session.console.print(render.watch_view(final, _now()))
     else:
         with Live(console=session.console, refresh_per_second=4, transient=False) as live:
             for final in states():

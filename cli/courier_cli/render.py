@@ -41,6 +41,10 @@ def when(ts: datetime | None) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
+def short_when(ts: datetime | None) -> str:
+    return ts.astimezone(UTC).strftime("%m-%d %H:%M") if ts else "-"
+
+
 def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z") if ts else None
 
@@ -78,27 +82,27 @@ def run_dict(run: RunView, now: datetime, cost: CostEstimate | None = None) -> d
 
 
 def runs_table(runs: Sequence[RunView], costs: Mapping[str, CostEstimate], now: datetime) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
     for name, justify in (
         ("ID", "left"),
         ("Workflow", "left"),
         ("Status", "left"),
         ("Tasks", "left"),
-        ("Started", "left"),
+        ("Started (UTC)", "left"),
         ("Duration", "right"),
         ("Cost", "right"),
         ("Origin", "left"),
         ("Folder", "left"),
     ):
-        table.add_column(name, justify=justify, no_wrap=name in ("ID", "Started", "Duration", "Cost"))  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for run in runs:
         cost = costs.get(run.workflow_id)
         table.add_row(
             run.workflow_id[:8],
             Text(run.name),
             status_text(run.status),
-            progress(run.finished_tasks, run.total_tasks, width=12),
-            when(run.started_at or run.submitted_at),
+            progress(run.finished_tasks, run.total_tasks, width=8),
+            short_when(run.started_at or run.submitted_at),
             format_duration(run.duration(now)),
             cost.short() if cost else "-",
             run.origin or "-",
@@ -183,7 +187,7 @@ def show_view(
     problems = [*run.reasons, *run.workflow_failures]
     if problems:
         listed = Text("\n".join(f"- {p}" for p in problems))
-        parts.append(Panel(listed, title="Reasons", border_style="red"))
+        parts.append(Panel(listed, title="Reasons", title_align="left", border_style="red"))
     if summary.calls:
         parts.append(Panel(calls_table(summary), title="Tasks by call", title_align="left"))
     if summary.failed:

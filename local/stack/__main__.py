@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  e-mail inbox    {url}  ({name})")
         print(f"  Slack webhook   {stack.slack.webhook_url if stack.slack else '-'}")
         args.state_file.write_text(json.dumps(stack.console_state(), indent=2) + "\n", encoding="utf-8")
-        print(f"  courier --local {args.state_file}")
+        print(f"  courier --local reads {args.state_file}")
         if args.write_env:
             args.write_env.write_text(json.dumps(stack.sam_env(), indent=2) + "\n", encoding="utf-8")
             print(f"  sam env file    {args.write_env}")

@@ -131,7 +131,18 @@ def test_runs_as_a_person_sees_them(courier: Courier, scatter: str, scatter_ende
     assert result.exit_code == 0, result.stderr
     text = console.export_text()
     header = text.splitlines()[0].split()
-    assert header == ["ID", "Workflow", "Status", "Tasks", "Started", "Duration", "Cost", "Origin", "Folder"]
+    assert header == [
+        "ID",
+        "Workflow",
+        "Status",
+        "Tasks",
+        "Started",
+        "(UTC)",
+        "Duration",
+        "Cost",
+        "Origin",
+        "Folder",
+    ]
     row = text.splitlines()[1]
     assert row.startswith(scatter[:8])
     for shown in ("scatter_demo", "Succeeded", "4/4", "dropped", "cli/scatter/"):

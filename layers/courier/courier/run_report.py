@@ -334,20 +334,22 @@ def _failures(run: RunView, summary: RunDigest) -> str:
             if failed.log_url
             else _e(task.log_stream or "-")
         )
-        detail = " ".join(x for x in (task.status_reason, failed.message) if x)
+        detail = "\n".join(x for x in (task.status_reason, failed.message) if x)
         rows.append(
             f"<tr><td><code>{_e(task.label)}</code></td>"
             f"<td class=num>{_e(task.exit_code if task.exit_code is not None else '-')}</td>"
             f"<td><b>{_e(failed.classification.title)}</b><div class=muted>"
             f"{_e(failed.classification.explanation)}</div></td>"
-            f"<td><div class=pre>{_e(detail or '-')}</div></td><td>{log}</td></tr>"
+            f"<td><div class=pre>{_e(detail or '-')}</div></td><td class=log>{log}</td></tr>"
         )
     more = ""
     if summary.failed_total > len(summary.failed):
         more = f"<p class=muted>and {summary.failed_total - len(summary.failed)} more failed task(s).</p>"
     return (
         f"<section><h2>Failures <small>{summary.failed_total}</small></h2>"
-        "<table><thead><tr><th>task</th><th>exit</th><th>reason</th><th>what was said</th>"
+        '<table class="failures"><colgroup><col style="width:18%"><col style="width:6%">'
+        '<col style="width:27%"><col style="width:29%"><col style="width:20%"></colgroup>'
+        "<thead><tr><th>task</th><th>exit</th><th>reason</th><th>what was said</th>"
         f"<th>log</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{more}</section>"
     )
 
@@ -443,6 +445,8 @@ td.barcell { width: 120px; }
 .barcell span { display: block; height: 8px; border-radius: 4px; min-width: 2px; }
 .pre { white-space: pre-wrap; overflow-wrap: anywhere; font: 12px ui-monospace, Menlo, Consolas, monospace; }
 a { color: #1d5fbf; }
+table.failures { table-layout: fixed; }
+td.log, table.failures code { overflow-wrap: anywhere; word-break: break-all; font-size: 12px; }
 footer { color: var(--muted); font-size: 12px; text-align: center; }
 @media (max-width: 800px) { section.summary { grid-template-columns: 1fr; } }
 """
