@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")
     print("for Cromwell on AWS Batch, the functions' handlers in this process). Ctrl-C stops it.\n")
+    # A TERM (kill, a supervisor) ends the stack as Ctrl-C does: closed, its state file removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with LocalStack(options) as stack:
         callback = next((spec.url for spec in stack.provisioned.functions.values() if spec.url), "")
         print(f"  AWS_ENDPOINT_URL={stack.moto_url}")
