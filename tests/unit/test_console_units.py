@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from courier.costs import CostEstimate, Prices, pricing_class
 from courier.digest import digest
@@ -17,7 +20,7 @@ from courier.models import RunStatus, TaskStatus
 from courier_cli.app import parse_since, parse_statuses
 from courier_cli.drop import plan_drop
 from courier_cli.errors import ConsoleError
-from courier_cli.logs import select_tasks
+from courier_cli.logs import LogReader, select_tasks
 from tests.support.run_samples import T0, scatter_tasks
 
 
@@ -153,3 +156,56 @@ def test_cost_estimate_by_pricing_class() -> None:
     assert estimate.short() == "~$3.75-$5.62"
     estimate.add(replace(hour, stopped_at=None))
     assert estimate.tasks_unpriced == 1
+
+
+class FakeS3:
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str) -> dict[str, Any]:
+        body = self.objects.get(f"s3://{Bucket}/{Key}")
+        if body is None:
+            raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "missing"}}, "GetObject")
+        return {"Body": io.BytesIO(body)}
+
+
+class FakeLogs:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.requests: list[dict[str, Any]] = []
+
+    def get_log_events(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(request)
+        if request.get("nextToken") == "end" or not self.lines:
+            return {"events": [], "nextForwardToken": "end"}
+        shown = self.lines[-request["limit"] :] if "limit" in request else self.lines
+        return {"events": [{"message": m} for m in shown], "nextForwardToken": "end"}
+
+
+class FakeCromwell:
+    def __init__(self, calls: dict[str, Any]) -> None:
+        self.calls = calls
+
+    def metadata(self, workflow_id: str, include_keys: Any = (), *, expand_subworkflows: bool = False) -> Any:
+        return {"calls": self.calls}
+
+
+def test_logs_come_from_s3_else_from_the_log_stream() -> None:
+    task = scatter_tasks(2)[1]  # rnaseq.align[0]
+    uri = "s3://cromwell/exec/rnaseq/1/call-align/shard-0/align-stderr.log"
+    sub = {"subWorkflowMetadata": {"calls": {"rnaseq.align": [{"jobId": task.job_id, "stderr": uri}]}}}
+    cromwell = FakeCromwell({"rnaseq.sub": [sub]})
+    reader = LogReader(FakeS3({uri: b"one\ntwo\nthree\n"}), FakeLogs([]), cromwell)  # type: ignore[arg-type]
+    log = reader.read("wf", task, "stderr", tail=2)
+    assert (log.source, log.text) == (uri, "two\nthree\n")
+
+    logs = FakeLogs(["from the container", "exit 1"])
+    reader = LogReader(FakeS3({}), logs, cromwell)  # type: ignore[arg-type]
+    log = reader.read("wf", task, "stderr", tail=None)
+    assert log.source == f"cloudwatch:/aws/batch/job/{task.log_stream}"
+    assert log.stream == "stdout+stderr"
+    assert log.text == "from the container\nexit 1"
+
+    reader = LogReader(FakeS3({}), FakeLogs([]), None)
+    with pytest.raises(ConsoleError, match=r"no log for rnaseq.align\[0\]: no stderr in S3"):
+        reader.read("wf", replace(task, log_stream=None), "stderr", tail=None)
