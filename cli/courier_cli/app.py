@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from courier import __version__
 from courier.costs import COST_ATTRIBUTES, CostEstimate
 from courier.digest import RunDigest, digest
 from courier.ledger.listing import RunFilter
@@ -130,7 +131,7 @@ json_option = click.option(
 @click.option("--local", is_flag=True, help="The local stack `make stack` keeps up.")
 @click.option("--region", metavar="REGION", help="AWS region of the stack (or AWS_REGION).")
 @click.option("--profile", metavar="PROFILE", help="AWS profile (or AWS_PROFILE).")
-@click.version_option(package_name="cromwell-courier", message="courier %(version)s")
+@click.version_option(version=__version__, message="courier %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, stack: str | None, local: bool, region: str | None, profile: str | None) -> None:
     """See and act on the runs of a Cromwell Courier deployment.
