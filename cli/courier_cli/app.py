@@ -21,10 +21,11 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from courier import __version__
 from courier.costs import COST_ATTRIBUTES, CostEstimate
+from courier.cromwell import CromwellClient
 from courier.digest import RunDigest, digest
 from courier.ledger.listing import RunFilter
 from courier.ledger.records import RunView
-from courier.models import RunStatus
+from courier.models import RunStatus, TaskStatus
 from courier.run_report import render_report
 from courier_cli import render
 from courier_cli.deployment import Connection, Location, connect
@@ -349,7 +350,7 @@ def logs(
             " `courier show` lists them"
         )
     if len(tasks) > 1 and not every:
-        failed_ones = [t for t in tasks if t.status is not None and t.status.value == "FAILED"]
+        failed_ones = [t for t in tasks if t.status is TaskStatus.FAILED]
         if len(failed_ones) == 1 or (failed_ones and failed):
             tasks = failed_ones[:1]
         elif len({(t.call, t.shard) for t in tasks}) == 1:
@@ -358,10 +359,9 @@ def logs(
             names = sorted({t.label for t in tasks})
             shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
             _fail(f"{len(tasks)} tasks match: name one with --call/--shard (or --all): {shown}")
-    cromwell = None
     try:
-        cromwell = session.conn.cromwell()
-    except ConsoleError:
+        cromwell: CromwellClient | None = session.conn.cromwell()
+    except ConsoleError:  # no Cromwell URL: the CloudWatch streams still answer
         cromwell = None
     reader = LogReader(session.conn.client("s3"), session.conn.client("logs"), cromwell)
     stream = "stderr" if stderr else "stdout"
