@@ -257,3 +257,31 @@ def test_bad_input_is_one_line_and_exit_status_2(courier: Courier, tmp_path: Pat
 
 def _bucket(courier: Courier) -> str:
     return str(json.loads(courier.state_file.read_text())["bucket"])
+
+
+def test_show_and_watch_as_a_person_sees_them(
+    courier: Courier, failing: str, failing_ended: Any, scatter: str, scatter_ended: Any
+) -> None:
+    console = Console(record=True, width=120, force_terminal=False)
+    session = Session(Location(local=True, environ=courier.env), console=console)
+    assert courier("show", failing[:8], obj=session).exit_code == 0
+    shown = console.export_text()
+    assert shown.splitlines()[0].startswith("╭─ failing_demo  Failed")
+    for expected in (
+        "Failed tasks (1)",
+        "failing_demo.align",
+        "The task's script failed",
+        "1 succeeded",
+        "1 failed",
+    ):
+        assert expected in shown
+    align = next(line for line in shown.splitlines() if "failing_demo.align" in line and "Reason" not in line)
+    assert " 3 " in align  # the exit code
+
+    live = Console(record=True, width=120, force_terminal=True)  # the live view, redrawn in place
+    session = Session(Location(local=True, environ=courier.env), console=live)
+    assert courier("watch", scatter, "--interval", "0.1", obj=session).exit_code == 0
+    watched = live.export_text()
+    assert "scatter_demo  Succeeded" in watched
+    assert "scatter_demo.count_letters       3" in watched
+    assert "3/3" in watched
