@@ -43,7 +43,7 @@ def test_a_three_row_sheet_gives_three_runs(stack: LocalStack, observer: Observe
         assert observer.cromwell_ids_for(key) == [workflow_id]
         run = stack.wait_for_end(workflow_id, timeout=90)
         assert run is not None, f"row {row['sample']} did not end"
-        assert (run["status"], run["inputs_key"], run["workflow_name"]) == ("Succeeded", key, "cohort")
+        assert (run.status, run.inputs_key, run.workflow_name) == ("Succeeded", key, "cohort")
         assert observer.outbox(workflow_id) == ["ENDED", "SUBMITTED"]
     stack.settle(timeout=10)
 
