@@ -38,8 +38,9 @@ class Sizes:
     shards: int = 10_000
     stack_shards: int = 10_000
     reconciler_runs: int = 1000
-    lifecycle_tasks: int = 10
-    concurrency: tuple[int, ...] = (1, 100, 1000)
+    lifecycle_hours: tuple[int, ...] = (1, 10, 100)
+    lifecycle_tasks: tuple[int, ...] = (1, 10, 1000)
+    concurrency: tuple[int, ...] = (1, 1000)
     notify_tasks: int = 10_000
     latency_repeats: int = 7
     build: str = "auto"  # deployment size: "auto", "always" or "never"
@@ -52,8 +53,7 @@ QUICK = Sizes(
     shards=1000,
     stack_shards=200,
     reconciler_runs=200,
-    lifecycle_tasks=5,
-    concurrency=(1, 100),
+    concurrency=(1, 1000),
     notify_tasks=1000,
     latency_repeats=3,
 )
@@ -87,7 +87,7 @@ def _monitor(sizes: Sizes) -> dict[str, Any]:
 def _lifecycle(sizes: Sizes) -> dict[str, Any]:
     from tests.bench import lifecycle
 
-    return lifecycle.measure(sizes.lifecycle_tasks, sizes.concurrency)
+    return lifecycle.measure(sizes.lifecycle_hours, sizes.lifecycle_tasks, sizes.concurrency)
 
 
 def _notify(sizes: Sizes) -> dict[str, Any]:

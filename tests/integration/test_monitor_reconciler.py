@@ -71,9 +71,15 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
     cromwell.status_of[wid(5)] = "Failed"
     cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
-    sweep = reconciler(ReconcilerSettings.model_validate(ENV), client, cromwell, clock=lambda: T0)
+    quiet = reconciler(ReconcilerSettings.model_validate(ENV), client, cromwell, clock=lambda: T0)
+    assert quiet.sweep().asked == 0  # just submitted: nothing to ask yet
+    assert cromwell.count("query") == 0
+    # Silent for longer than AskPolicy.idle_after: every run is due, in one /query per 100 ids.
+    later = T0 + timedelta(minutes=20)
+    sweep = reconciler(ReconcilerSettings.model_validate(ENV), client, cromwell, clock=lambda: later)
     report = sweep.sweep()
     assert report.active == 1000
+    assert report.asked == 1000
     assert cromwell.count("query") == 10
     assert report.ended == 3
     assert report.advanced == 996
@@ -93,6 +99,8 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     assert second.active == 997
     assert second.ended == 0
     assert second.advanced == 0
+    assert second.asked == 0  # asked a moment ago and still going: the next ask waits longer
+    assert cromwell.count("query") == 10
 
 
 def test_stuck_runnable_task_alerts_once(moto_client: Any) -> None:

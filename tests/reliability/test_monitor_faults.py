@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from monitor import callback, handler
 from monitor.adapters import CallbackService, MonitorService, callback_service, monitor_service
 from monitor.adapters import reconciler as build_reconciler
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
+from monitor.sweep import Reconciler
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
 from tests.support.monitor_fixtures import Ctx, FakeTags, Job, lifecycle, sqs_batch
@@ -58,6 +60,12 @@ class MonitorWorld:
         return monitor_service(
             MonitorSettings.model_validate(ENV), ddb or self.ddb, self.client(), FakeTags()
         )
+
+    def reconciler(self, *, minutes: int = 2) -> Reconciler:
+        """The reconciler `minutes` from now: past the end checks the last task ends asked for."""
+        later = datetime.now(UTC) + timedelta(minutes=minutes)
+        settings = ReconcilerSettings.model_validate(ENV)
+        return build_reconciler(settings, self.ddb, self.client(), clock=lambda: later)
 
     def callback(self, ddb: Any) -> CallbackService:
         settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
@@ -127,6 +135,7 @@ def test_stopped_after_a_write_the_whole_batch_comes_back(mworld: MonitorWorld, 
     assert wire.fired == 1
     assert mworld.deliver(batch, mworld.service()) == []
     assert mworld.deliver(batch, mworld.service()) == [], "and once more, as a late duplicate"
+    assert mworld.reconciler().sweep().ended == 1, "the end check the last task end asked for"
     counts = mworld.check(root, jobs, final="SUCCEEDED", ended="Succeeded")
     tally.set(events_delivered=mworld.delivered, **counts)
 
@@ -146,14 +155,17 @@ def test_two_instances_interleave_one_runs_events(mworld: MonitorWorld, tally: T
 def test_cromwell_down_at_the_last_task_the_reconciler_ends_the_run(
     mworld: MonitorWorld, tally: Tally
 ) -> None:
-    """Cromwell cannot be asked when the last task ends; the next sweep ends the run once."""
+    """Cromwell cannot be asked at the end check after the last task; the next sweep ends the run
+    once."""
     root, jobs = mworld.run("down", 2)
     mworld.server.backend.set_status(root, "Succeeded")
     mworld.server.fail_next(100, status=503)
     assert mworld.deliver(sqs_batch(all_events(jobs)), mworld.service()) == []
+    sweeper = mworld.reconciler()
+    report = sweeper.sweep()
+    assert (report.ended, len(report.errors)) == (0, 1)
     assert mworld.partition(root)[s.RUN_SK]["status"] == "Running", "not ended while Cromwell is down"
     mworld.server.clear_faults()
-    sweeper = build_reconciler(ReconcilerSettings.model_validate(ENV), mworld.ddb, mworld.client())
     assert sweeper.sweep().ended == 1
     assert sweeper.sweep().ended == 0
     tally.set(
