@@ -118,6 +118,20 @@ def _render(module: str) -> Callable[[dict[str, Any]], list[str]]:
     return render
 
 
+#: benchmarks whose module has `targets(figures)`: lines of each figure beside its target
+_WITH_TARGETS = {"cold-start": "cold_start", "cromwell-calls": "lifecycle", "deploy-size": "deploy_size"}
+
+
+def _targets(name: str, figures: dict[str, Any]) -> list[str]:
+    module = _WITH_TARGETS.get(name)
+    if module is None:
+        return []
+    from importlib import import_module
+
+    lines: list[str] = import_module(f"tests.bench.{module}").targets(figures)
+    return lines
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
@@ -223,6 +237,8 @@ def run(
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         figures = bench.run(sizes)
         results[name] = figures
+        for line in _targets(name, figures):
+            print(f"[bench] {line}", file=sys.stderr, flush=True)
         sections[name] = section(
             bench, figures, command=command_for(name, quick, options), when=when, host=host
         )

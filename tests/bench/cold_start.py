@@ -288,3 +288,14 @@ def render(fig: dict[str, Any]) -> list[str]:
                 f"| {row['import_ms']} |"
             )
     return lines
+
+
+def targets(fig: dict[str, Any]) -> list[str]:
+    """One line per function: its ratio beside the target."""
+    target = fig.get("target_ratio", TARGET_RATIO)
+    return [
+        f"cold start {row['function']}: x{row['ratio']:.2f} of the minimal handler "
+        f"(runtime-like x{row.get('runtime_like_ratio', '-')}; target <= {target:.2f}: "
+        f"{'met' if row['ratio'] <= target else 'NOT met'})"
+        for row in fig["handlers"]
+    ]

@@ -136,3 +136,17 @@ def render(fig: dict[str, Any]) -> list[str]:
         + ("; ".join(f"**{name}: {', '.join(m)}**" for name, m in wrong.items()) if wrong else "none"),
     ]
     return lines
+
+
+def targets(fig: dict[str, Any]) -> list[str]:
+    """One line per artifact: its size beside the target."""
+    lines = []
+    for row in fig["artifacts"]:
+        target = row.get("target")
+        if target:
+            size = row[target["measure"]]
+            lines.append(
+                f"deploy size {row['name']}: {_mb(size)} MB {target['measure']} "
+                f"(target <= {_mb(target['most'])}: {'met' if target['met'] else 'NOT met'})"
+            )
+    return lines

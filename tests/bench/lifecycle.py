@@ -405,3 +405,21 @@ def render(fig: dict[str, Any]) -> list[str]:
         "runs here; with the callback, only the failed jobs.",
     ]
     return lines
+
+
+def targets(fig: dict[str, Any]) -> list[str]:
+    """Calls per workflow and time to ENDED beside their targets."""
+    lines = []
+    for label, s in fig["summary"].items():
+        lines.append(
+            f"Cromwell calls per workflow, {label}: at most {s['most_calls']} "
+            f"(target <= {s['target_calls']}: {'met' if s['calls_met'] else 'NOT met'}); time to ENDED "
+            f"median {s['latency_median_s']} s, worst {s['latency_worst_s']} s"
+            + (
+                f" (target <= {s['latency_target_s']} s: "
+                f"{'met' if (s['latency_worst_s'] or 0) <= s['latency_target_s'] else 'NOT met'})"
+                if "latency_target_s" in s
+                else ""
+            )
+        )
+    return lines
