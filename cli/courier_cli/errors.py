@@ -23,7 +23,10 @@ from botocore.exceptions import (
 )
 
 from courier.cromwell import redact_url
-from courier.errors import CromwellError, CromwellNotFound, CromwellUnavailable
+from courier.errors import CromwellAuthError, CromwellError, CromwellNotFound, CromwellUnavailable
+
+#: Names the secret of Cromwell's credential, over what the deployment says (`deployment`).
+AUTH_SECRET_ENV: Final = "COURIER_CROMWELL_AUTH_SECRET"  # noqa: S105  # nosec B105: a variable name
 
 #: Exit status of a command that could not do what it was asked (bad input, nothing found).
 USAGE_EXIT: Final = 2
@@ -68,8 +71,10 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
         )
     if isinstance(exc, ClientError):
         return _client_error(exc)
+    where = redact_url(cromwell_url) if cromwell_url else "its URL"
+    if isinstance(exc, CromwellAuthError):
+        return _auth_error(exc, where)
     if isinstance(exc, CromwellUnavailable):
-        where = redact_url(cromwell_url) if cromwell_url else "its URL"
         return ConsoleError(
             f"Cromwell at {where} is unreachable ({exc.http_status or 'no answer'}): check that it is up"
             " and that this machine can reach it (VPN, security group)"
@@ -79,6 +84,29 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
     if isinstance(exc, CromwellError):
         return ConsoleError(f"Cromwell refused the request: {exc}")
     return None
+
+
+def _auth_error(exc: CromwellAuthError, where: str) -> ConsoleError:
+    """Cromwell's credential refused, missing or unreadable: which secret, and what to check.
+    The messages name the secret, never its value."""
+    secret = exc.secret
+    if exc.http_status is None:  # the secret could not be read, or holds no credential
+        hint = (
+            "; reading it needs secretsmanager:GetSecretValue on it (docs/cli.md) or another --profile"
+            if "AccessDenied" in exc.message
+            else ""
+        )
+        return ConsoleError(exc.message.replace("Courier cannot", "cannot") + hint)
+    if not secret:
+        return ConsoleError(
+            f"Cromwell at {where} asks for a credential and none is configured: set"
+            f" {AUTH_SECRET_ENV} to the secret holding it (the stack's CromwellAuthSecretArn)"
+        )
+    return ConsoleError(
+        f"Cromwell at {where} refused the credential in the secret {secret}: check that the secret"
+        f" holds the credential Cromwell's proxy accepts now (docs/cli.md), or name another in"
+        f" {AUTH_SECRET_ENV}"
+    )
 
 
 def _client_error(exc: ClientError) -> ConsoleError:

@@ -13,15 +13,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from courier.ledger import schema as s
 from courier.ledger._codec import to_item
 from courier.ledger.runs import RunLedger
 from courier.models import RunRecord
-from courier_cli.app import Session, cli
 from courier_cli.deployment import Connection, Deployment, Location
+from tests.support.cli import invoke, one_line
 from tests.support.ledger_table import create_ledger_table
 
 pytestmark = pytest.mark.integration
@@ -98,22 +97,6 @@ def deployment(**changes: Any) -> Deployment:
     }
     fields.update(changes)
     return Deployment(**fields)
-
-
-def invoke(conn: Connection | None, *args: str, env: dict[str, str] | None = None) -> Result:
-    location = Location(environ=env or {}, cwd=Path("/"))
-    try:
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, list(args), obj=Session(location, conn=conn), catch_exceptions=False)
-
-
-def one_line(result: Result) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("courier: ")
-    return line
 
 
 def test_a_unique_prefix_finds_the_run_and_an_ambiguous_one_lists_the_candidates(
