@@ -109,15 +109,15 @@ def _auth_error(exc: CromwellAuthError, where: str) -> ConsoleError:
     )
 
 
-def _client_error(exc: ClientError) -> ConsoleError:
+def _client_error(exc: ClientError) -> ConsoleError:  # noqa: PLR0911 - one answer per kind
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     message = str(error.get("Message", "")) or code
     operation = exc.operation_name
     if code in _DENIED:
         return ConsoleError(
-            f"access denied ({operation}): your AWS identity may not read this deployment; ask for"
-            " the runs console's permissions (docs/cli.md) or use another --profile"
+            f"access denied ({operation}): your AWS identity lacks a permission the courier command"
+            " needs on this deployment; ask for them (docs/cli.md, Permissions) or use another --profile"
         )
     if code in _EXPIRED:
         return ConsoleError("the AWS credentials have expired: sign in again (`aws sso login`)")
@@ -125,6 +125,8 @@ def _client_error(exc: ClientError) -> ConsoleError:
         return ConsoleError(f"AWS does not accept these credentials ({code}): check AWS_PROFILE or the keys")
     if code == "ResourceNotFoundException":
         return ConsoleError(f"not found ({operation}): {message}; check --stack and --region")
-    if code in ("NoSuchBucket", "NoSuchKey", "404"):
-        return ConsoleError(f"not found in S3 ({operation}): {message}")
+    if code == "NoSuchBucket":
+        return ConsoleError(f"no such bucket ({operation}): check the s3:// URL, --stack and --region")
+    if code in ("NoSuchKey", "404"):
+        return ConsoleError(f"not found in S3 ({operation}): {message}; check the key or s3:// URL")
     return ConsoleError(f"AWS refused {operation}: {code}: {message}")

@@ -21,7 +21,9 @@ def runner() -> CliRunner:
 def invoke(conn: Connection | None, *args: str, env: dict[str, str] | None = None) -> Result:
     """`courier ARGS` over `conn` (None: the deployment the options and `env` name)."""
     location = Location(environ=env or {}, cwd=Path("/"))
-    return runner().invoke(cli, list(args), obj=Session(location, conn=conn), catch_exceptions=False)
+    return runner().invoke(
+        cli, list(args), obj=Session(location, conn=conn), catch_exceptions=False, prog_name="courier"
+    )
 
 
 def one_line(result: Result) -> str:
