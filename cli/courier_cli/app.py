@@ -21,7 +21,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from courier import __version__
 from courier.costs import COST_ATTRIBUTES, CostEstimate
-from courier.cromwell import CromwellClient
 from courier.digest import RunDigest, digest
 from courier.ledger.listing import RunFilter
 from courier.ledger.records import RunView
@@ -405,10 +404,9 @@ def logs(
             names = sorted({t.label for t in tasks})
             shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
             _fail(f"{len(tasks)} tasks match: name one with --call/--shard (or --all): {shown}")
-    try:
-        cromwell: CromwellClient | None = session.conn.cromwell()
-    except ConsoleError:  # no Cromwell URL: the CloudWatch streams still answer
-        cromwell = None
+    # no Cromwell URL: the CloudWatch streams still answer; a CA bundle or credential that cannot
+    # be used is said, as for abort
+    cromwell = session.conn.cromwell() if session.conn.deployment.cromwell_url else None
     reader = LogReader(session.conn.client("s3"), session.conn.client("logs"), cromwell)
     stream = "stderr" if stderr else "stdout"
     found_logs = [reader.read(found.workflow_id, task, stream, tail) for task in tasks]

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from courier.costs import Prices
 from courier.cromwell import CromwellClient
 from courier.cromwell_auth import credentials_from
-from courier.secrets import SecretReader, parse_reference, write_ca_bundle
+from courier.secrets import SecretError, SecretReader, parse_reference, write_ca_bundle
 from courier_cli.errors import AUTH_SECRET_ENV, ConsoleError
 
 #: The file `make stack` writes at the repository's root while the local stack is up.
@@ -136,6 +136,11 @@ class Connection:
         try:
             pem = self.secrets.require(ref)
             return write_ca_bundle(pem, tempfile.gettempdir())
+        except SecretError as exc:
+            raise ConsoleError(
+                f"cannot read Cromwell's CA bundle {ref}: {exc.reason}; check the stack's CromwellCaBundle"
+                " (or COURIER_CA_BUNDLE) and that you may read it (docs/cli.md, Permissions)"
+            ) from exc
         except ValueError as exc:
             raise ConsoleError(f"the CA bundle {ref} is not a PEM certificate: {exc}") from exc
 

@@ -15,7 +15,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
@@ -230,7 +230,7 @@ def test_no_credential_configured_says_which_variable_to_set(world: World) -> No
 
 
 @pytest.mark.parametrize("world", ["basic"], indirect=True)
-def test_a_secret_that_cannot_be_read_or_is_no_credential_sends_nothing(world: World) -> None:
+def test_a_secret_or_ca_bundle_that_cannot_be_read_or_is_no_credential_sends_nothing(world: World) -> None:
     conn = world.connection()
     stubber = Stubber(conn.client("secretsmanager"))
     stubber.add_client_error(
@@ -248,6 +248,15 @@ def test_a_secret_that_cannot_be_read_or_is_no_credential_sends_nothing(world: W
     line = one_line(invoke(world.connection(secret=missing), "abort", RUN_ID))
     assert "(ResourceNotFoundException)" in line
     assert f"check the secret {missing}" in line
+
+    unreadable = Connection(
+        replace(world.deployment(), ca_bundle="secretsmanager:courier/no-such-ca"), world.session
+    )
+    line = one_line(invoke(unreadable, "abort", RUN_ID))
+    assert line.startswith(
+        "courier: cannot read Cromwell's CA bundle secretsmanager:courier/no-such-ca:"
+        " cannot be read (ResourceNotFoundException); check the stack's CromwellCaBundle"
+    )
 
     world.session.client("secretsmanager").put_secret_value(
         SecretId=world.arn, SecretString=json.dumps({"type": "digest", "password": "digest-SECRET"})
