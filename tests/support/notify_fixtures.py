@@ -13,11 +13,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from courier.costs import Prices
 from courier.ledger import schema as s
 from courier.ledger._codec import to_item
 from courier.ledger.records import RunView, TaskView
 from notify.adapters import DeliveryError, Posted
-from notify.summary import Prices
 from tests.support.ledger_table import create_ledger_table
 
 TABLE = "courier-ledger"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from courier.errors import ConfigurationError, CourierError
-from notify.links import split_s3_uri
+from courier.links import split_s3_uri
 from notify.render_email import EmailMessage
 
 if TYPE_CHECKING:
