@@ -1,0 +1,186 @@
+"""When a run ends, notify writes its report beside the inputs file, brings the receipt up to date
+(keeping every field it had) and links the report from the e-mail and the Slack message; on moto,
+with Slack played by a local HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from courier.links import s3_object_url
+from courier.settings import load_settings
+from notify.composition import compose
+from notify.delivery import Notifier
+from notify.handler import lambda_handler
+from notify.settings import NotifySettings
+from tests.support.notify_fixtures import (
+    REGION,
+    T0,
+    TABLE,
+    FakeContext,
+    RecordingSns,
+    SlackReceiver,
+    create_table,
+    event_item,
+    iso,
+    put,
+    run_item,
+    stream_event,
+    task_item,
+)
+
+pytestmark = pytest.mark.integration
+WF = "5d3c1a2b-0000-5000-8000-00000000000e"
+BUCKET = "lab-runs"
+INPUTS = "runs/sample-1/inputs.json"
+REPORT = INPUTS + ".report.html"
+RECEIPT = INPUTS + ".receipt.json"
+OLD_RECEIPT: dict[str, Any] = {
+    "schema_version": 1,
+    "status": "Submitted",
+    "workflow_id": WF,
+    "workflow_name": "germline",
+    "inputs": f"s3://{BUCKET}/{INPUTS}",
+    "run_folder": "runs/sample-1/",
+    "main_wdl": "germline.wdl",
+    "submitted_at": "2026-03-02T10:00:00Z",
+    "decided_at": "2026-03-02T10:00:00Z",
+    "reasons": [],
+    "warnings": ["labels.json: label 'x' was lower-cased"],
+    "message": "Cromwell accepted the run.",
+    "cromwell_status": "Submitted",
+}
+
+
+@dataclass
+class Stack:
+    ddb: Any
+    sns: RecordingSns
+    s3: Any
+    secrets: Any
+    topic_arn: str
+    slack: SlackReceiver
+
+    def notifier(self) -> Notifier:
+        secret = self.secrets.create_secret(
+            Name="slack", SecretString=json.dumps({"webhook_url": f"{self.slack.url}/hooks/T0/B0/X"})
+        )
+        env = {
+            "LEDGER_TABLE": TABLE,
+            "TOPIC_ARN": self.topic_arn,
+            "AWS_REGION": REGION,
+            "RUNS_BUCKET": BUCKET,
+            "SLACK_SECRET_ARN": secret["ARN"],
+        }
+        return compose(
+            load_settings(NotifySettings, env),
+            dynamodb=self.ddb,
+            sns=self.sns,
+            s3=self.s3,
+            secrets=self.secrets,
+            slack_base_url=f"{self.slack.url}/api/",
+            slack_backoff=0.01,
+        )
+
+    def receipt(self) -> dict[str, Any]:
+        return dict(json.loads(self.s3.get_object(Bucket=BUCKET, Key=RECEIPT)["Body"].read()))
+
+    def email(self) -> str:
+        return str(json.loads(self.sns.calls[-1]["Message"])["email"])
+
+    def slack_text(self) -> str:
+        return json.dumps([r["body"] for r in self.slack.requests if r["path"].startswith("/hooks")])
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    receiver = SlackReceiver().start()
+    try:
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name=REGION)
+            create_table(ddb)
+            sns = boto3.client("sns", region_name=REGION)
+            topic = sns.create_topic(Name="courier-notifications")["TopicArn"]
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket=BUCKET)
+            secrets = boto3.client("secretsmanager", region_name=REGION)
+            yield Stack(ddb, RecordingSns(sns), s3, secrets, topic, receiver)
+    finally:
+        receiver.stop()
+
+
+def seed_ended_run(stack: Stack, *, with_receipt: bool = True, **run: Any) -> dict[str, Any]:
+    fields = {"status": "Failed", "status_rank": 9, "ended_at": iso(T0 + timedelta(hours=2)), **run}
+    put(stack.ddb, run_item(WF, **fields))
+    put(stack.ddb, task_item(WF, "ok-0", shard=0))
+    put(stack.ddb, task_item(WF, "bad-1", shard=1, status="FAILED", exit_code=3))
+    if with_receipt:
+        stack.s3.put_object(Bucket=BUCKET, Key=RECEIPT, Body=json.dumps(OLD_RECEIPT).encode())
+    ended = event_item(WF, "ENDED", {"status": "Failed", "source": "callback"})
+    put(stack.ddb, ended)
+    return ended
+
+
+def invoke(notifier: Notifier, *items: dict[str, Any], first_sequence: int = 1) -> list[str]:
+    result = lambda_handler(
+        stream_event(*items, first_sequence=first_sequence), FakeContext(), notifier=notifier
+    )
+    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
+
+
+def test_ended_run_gets_its_report_an_updated_receipt_and_links(stack: Stack) -> None:
+    ended = seed_ended_run(stack)
+    assert invoke(stack.notifier(), ended) == []
+
+    obj = stack.s3.get_object(Bucket=BUCKET, Key=REPORT)
+    assert obj["ContentType"].startswith("text/html")
+    html = obj["Body"].read().decode()
+    assert "<html" in html
+    assert 'data-job="ok-0"' in html  # a bar per task
+    assert 'data-job="bad-1"' in html
+
+    receipt = stack.receipt()
+    assert {k: receipt[k] for k in OLD_RECEIPT} == OLD_RECEIPT  # every old field kept, unchanged
+    assert receipt["run_status"] == "Failed"
+    assert receipt["ended_at"] == (T0 + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert receipt["report"] == REPORT
+
+    url = s3_object_url(REGION, BUCKET, REPORT)
+    assert url in stack.email()
+    assert url.replace("&", "&amp;") in stack.slack_text()
+
+
+def test_a_redelivered_end_writes_the_same_objects_and_sends_nothing_twice(stack: Stack) -> None:
+    ended = seed_ended_run(stack)
+    notifier = stack.notifier()
+    assert invoke(notifier, ended) == []
+    first = stack.receipt()
+    assert invoke(notifier, ended, first_sequence=9) == []
+    assert stack.receipt() == first
+    assert len(stack.sns.calls) == 1
+    keys = sorted(o["Key"] for o in stack.s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+    assert keys == [RECEIPT, REPORT]
+
+
+def test_an_adopted_run_gets_no_report_and_no_link(stack: Stack) -> None:
+    ended = seed_ended_run(stack, with_receipt=False, origin="adopted", inputs_key=None)
+    assert invoke(stack.notifier(), ended) == []
+    assert stack.s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    assert "Report" not in stack.email()
+
+
+def test_a_report_that_cannot_be_written_does_not_stop_the_message(stack: Stack) -> None:
+    ended = seed_ended_run(stack)
+    stack.s3.delete_object(Bucket=BUCKET, Key=RECEIPT)
+    stack.s3.delete_bucket(Bucket=BUCKET)  # every write fails: NoSuchBucket
+    assert invoke(stack.notifier(), ended) == []
+    assert len(stack.sns.calls) == 1
+    assert "could not be written" in stack.email()
+    assert "could not be written" in stack.slack_text()
