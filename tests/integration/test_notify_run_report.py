@@ -184,3 +184,20 @@ def test_a_report_that_cannot_be_written_does_not_stop_the_message(stack: Stack)
     assert len(stack.sns.calls) == 1
     assert "could not be written" in stack.email()
     assert "could not be written" in stack.slack_text()
+
+
+def test_a_rotated_slack_secret_is_picked_up_without_a_cold_start(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "0")  # the shared reader's max age
+    ended = seed_ended_run(stack)
+    notifier = stack.notifier()
+    assert invoke(notifier, ended) == []
+    stack.secrets.put_secret_value(
+        SecretId="slack", SecretString=json.dumps({"webhook_url": f"{stack.slack.url}/hooks/T0/B0/ROTATED"})
+    )
+    later = event_item(WF, "STUCK", {"job_id": "bad-1"}, discriminator="bad-1")
+    put(stack.ddb, later)
+    assert invoke(notifier, later, first_sequence=5) == []
+    paths = [r["path"] for r in stack.slack.requests if r["path"].startswith("/hooks")]
+    assert paths == ["/hooks/T0/B0/X", "/hooks/T0/B0/ROTATED"]

@@ -13,11 +13,11 @@ from courier import clients
 from courier.costs import Prices
 from courier.ledger.deliveries import DeliveryLedger
 from courier.ledger.views import RunViews
+from courier.secrets import SECRETS_MANAGER_PREFIX, SecretReader
 from courier.settings import load_settings
 from courier.storage import ObjectStore
 from notify.adapters import (
     S3StderrReader,
-    SecretSource,
     SlackPoster,
     SnsPublisher,
     make_poster,
@@ -70,11 +70,14 @@ def compose(
         )
     slack = None
     if config.slack_secret_arn:
-        source = SecretSource(secrets or clients.aws("secretsmanager"), config.slack_secret_arn)
+        # Read through the shared reader: kept for its max age, so a rotated secret is picked up
+        # without a cold start; the poster is rebuilt only when the value changes.
+        reader = SecretReader(secrets_client=secrets or clients.aws("secretsmanager"))
+        reference = SECRETS_MANAGER_PREFIX + config.slack_secret_arn
         cache: dict[str, SlackPoster] = {}
 
         def slack_poster() -> SlackPoster:
-            secret = source.get()
+            secret = reader.require(reference).reveal()
             if secret not in cache:
                 cache.clear()
                 cache[secret] = make_poster(
