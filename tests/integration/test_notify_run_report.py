@@ -6,33 +6,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.links import s3_object_url
-from courier.settings import load_settings
-from notify.composition import compose
 from notify.delivery import Notifier
-from notify.handler import lambda_handler
-from notify.settings import NotifySettings
 from tests.support.notify_fixtures import (
     REGION,
     T0,
-    TABLE,
-    FakeContext,
-    RecordingSns,
-    SlackReceiver,
-    create_table,
+    NotifyAws,
     event_item,
+    invoke,
     iso,
+    notify_aws,
     put,
     run_item,
-    stream_event,
     task_item,
 )
 
@@ -59,35 +49,12 @@ OLD_RECEIPT: dict[str, Any] = {
 }
 
 
-@dataclass
-class Stack:
-    ddb: Any
-    sns: RecordingSns
-    s3: Any
-    secrets: Any
-    topic_arn: str
-    slack: SlackReceiver
-
+class Stack(NotifyAws):
     def notifier(self) -> Notifier:
         secret = self.secrets.create_secret(
             Name="slack", SecretString=json.dumps({"webhook_url": f"{self.slack.url}/hooks/T0/B0/X"})
         )
-        env = {
-            "LEDGER_TABLE": TABLE,
-            "TOPIC_ARN": self.topic_arn,
-            "AWS_REGION": REGION,
-            "RUNS_BUCKET": BUCKET,
-            "SLACK_SECRET_ARN": secret["ARN"],
-        }
-        return compose(
-            load_settings(NotifySettings, env),
-            dynamodb=self.ddb,
-            sns=self.sns,
-            s3=self.s3,
-            secrets=self.secrets,
-            slack_base_url=f"{self.slack.url}/api/",
-            slack_backoff=0.01,
-        )
+        return self.compose(RUNS_BUCKET=BUCKET, SLACK_SECRET_ARN=secret["ARN"])
 
     def receipt(self) -> dict[str, Any]:
         return dict(json.loads(self.s3.get_object(Bucket=BUCKET, Key=RECEIPT)["Body"].read()))
@@ -101,19 +68,8 @@ class Stack:
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    receiver = SlackReceiver().start()
-    try:
-        with mock_aws():
-            ddb = boto3.client("dynamodb", region_name=REGION)
-            create_table(ddb)
-            sns = boto3.client("sns", region_name=REGION)
-            topic = sns.create_topic(Name="courier-notifications")["TopicArn"]
-            s3 = boto3.client("s3", region_name=REGION)
-            s3.create_bucket(Bucket=BUCKET)
-            secrets = boto3.client("secretsmanager", region_name=REGION)
-            yield Stack(ddb, RecordingSns(sns), s3, secrets, topic, receiver)
-    finally:
-        receiver.stop()
+    with notify_aws(Stack, BUCKET) as aws:
+        yield aws
 
 
 def seed_ended_run(stack: Stack, *, with_receipt: bool = True, **run: Any) -> dict[str, Any]:
@@ -126,13 +82,6 @@ def seed_ended_run(stack: Stack, *, with_receipt: bool = True, **run: Any) -> di
     ended = event_item(WF, "ENDED", {"status": "Failed", "source": "callback"})
     put(stack.ddb, ended)
     return ended
-
-
-def invoke(notifier: Notifier, *items: dict[str, Any], first_sequence: int = 1) -> list[str]:
-    result = lambda_handler(
-        stream_event(*items, first_sequence=first_sequence), FakeContext(), notifier=notifier
-    )
-    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
 def test_ended_run_gets_its_report_an_updated_receipt_and_links(stack: Stack) -> None:
