@@ -142,7 +142,7 @@ def test_a_run_without_inputs_file_or_in_another_bucket_gets_nothing() -> None:
 
 
 @pytest.mark.parametrize("failure", ["s3", "ledger"])
-def test_a_report_that_cannot_be_written_gives_a_reason_and_leaves_the_receipt(failure: str) -> None:
+def test_a_report_that_cannot_be_written_gives_a_reason_and_the_receipt_still_ends(failure: str) -> None:
     objects = with_receipt()
     if failure == "s3":
         objects.fail_puts.add(".report.html")
@@ -151,7 +151,24 @@ def test_a_report_that_cannot_be_written_gives_a_reason_and_leaves_the_receipt(f
     assert not link.written
     assert link.url is None
     assert "could not be written" in str(link.error)
-    assert json.loads(objects.objects[(BUCKET, INPUTS + ".receipt.json")]) == RECEIPT
+    receipt = json.loads(objects.objects[(BUCKET, INPUTS + ".receipt.json")])
+    assert receipt == {
+        **RECEIPT,
+        "run_status": "Succeeded",
+        "ended_at": "2026-03-02T11:00:00Z",
+        "report": None,
+    }
+
+
+def test_a_failed_rewrite_keeps_the_report_an_earlier_delivery_wrote() -> None:
+    objects = with_receipt()
+    assert writer(objects).write(run()) is not None
+    objects.fail_puts.add(".report.html")
+    link = writer(objects).write(run())
+    assert link is not None
+    assert not link.written
+    receipt = json.loads(objects.objects[(BUCKET, INPUTS + ".receipt.json")])
+    assert receipt["report"] == report_key(INPUTS)
 
 
 def test_a_receipt_that_cannot_be_written_still_gives_the_link() -> None:

@@ -9,7 +9,8 @@ event writes them again harmlessly. A run with no inputs file (adopted) gets nei
 
 A failure here never stops the message: `RunArtifacts.write` returns a `ReportLink` that says the
 report could not be written (logged, and counted in the `RunReportFailed` metric), and the message
-goes out without the link.
+goes out without the link; the receipt still gets the run's end (and keeps the key of a report an
+earlier delivery wrote, else `report` is null).
 """
 
 from __future__ import annotations
@@ -112,6 +113,27 @@ class RunArtifacts:
         bucket, key = self.bucket, report_key(run.inputs_key)
         context = {"workflow_id": run.workflow_id, "bucket": bucket, "key": key}
         receipt = self._receipt(run, context)
+        link = self._report(run, bucket, key, receipt, context)
+        if receipt is not None:
+            # A report that could not be written now keeps the one an earlier delivery wrote.
+            written = key if link.written else receipt.get("report")
+            try:
+                self.objects.put_json(
+                    bucket, receipt_key(run.inputs_key), merge_receipt(receipt, run, written)
+                )
+            except Exception:  # the report (or the reason) goes out; the receipt stays as it was
+                logger.exception("could not bring the receipt up to date", extra=context)
+                metrics.add_metric(name=RECEIPT_FAILED_METRIC, unit=MetricUnit.Count, value=1)
+        return link
+
+    def _report(
+        self,
+        run: RunView,
+        bucket: str,
+        key: str,
+        receipt: Mapping[str, Any] | None,
+        context: Mapping[str, str],
+    ) -> ReportLink:
         try:
             html = render_report(
                 run,
@@ -123,15 +145,9 @@ class RunArtifacts:
             )
             self.objects.put_text(bucket, key, html, content_type=REPORT_CONTENT_TYPE)
         except Exception as exc:  # the message goes out without the link, and says why
-            logger.exception("could not write the run report", extra=context)
+            logger.exception("could not write the run report", extra=dict(context))
             metrics.add_metric(name=REPORT_FAILED_METRIC, unit=MetricUnit.Count, value=1)
             return ReportLink(bucket, key, error=f"could not be written ({type(exc).__name__})")
-        if receipt is not None:
-            try:
-                self.objects.put_json(bucket, receipt_key(run.inputs_key), merge_receipt(receipt, run, key))
-            except Exception:  # the report is out; the receipt stays as it was
-                logger.exception("could not bring the receipt up to date", extra=context)
-                metrics.add_metric(name=RECEIPT_FAILED_METRIC, unit=MetricUnit.Count, value=1)
         return ReportLink(bucket, key, url=s3_object_url(self.region, bucket, key))
 
     def _receipt(self, run: RunView, context: Mapping[str, str]) -> dict[str, Any] | None:
