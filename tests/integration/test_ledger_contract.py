@@ -16,12 +16,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from courier.failures import FailureKind
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger.records import OutboxEvent, QueueBlockedPayload, StuckPayload, TaskSummary
 from courier.ledger.tasks import RunPlan, StoredTask, TaskLedger, TaskWrite
 from courier.ledger.views import RunViews
 from courier.models import CallSource, NotificationKind, RunStatus, TaskStatus, task_order
-from notify.classify import FailureKind
 from notify.render_email import render_email
 from notify.render_slack import render_slack
 from notify.summary import RunSummary, SummaryBuilder, SummaryOptions

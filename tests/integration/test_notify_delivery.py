@@ -7,33 +7,27 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.ledger.deliveries import ClaimOutcome, DeliveryLedger
 from courier.ledger.records import ChannelDelivery, DeliveryState
 from courier.ledger.views import RunViews
 from courier.models import NotificationKind, TaskStatus
-from courier.settings import load_settings
 from notify.composition import compose
 from notify.delivery import Notifier
 from notify.handler import lambda_handler
-from notify.settings import NotifySettings
 from tests.support.notify_fixtures import (
-    REGION,
     T0,
     TABLE,
     FakeContext,
-    RecordingSns,
-    SlackReceiver,
-    create_table,
+    NotifyAws,
     event_item,
+    invoke,
     iso,
+    notify_aws,
     put,
     run_item,
     stream_event,
@@ -44,17 +38,9 @@ pytestmark = pytest.mark.integration
 WF = "5d3c1a2b-0000-5000-8000-000000000001"
 
 
-@dataclass
-class Stack:
-    ddb: Any
-    sns: RecordingSns
-    s3: Any
-    secrets: Any
-    topic_arn: str
-    slack: SlackReceiver
-
+class Stack(NotifyAws):
     def notifier(self, *, secret: dict[str, str] | None = None, notify_submitted: bool = False) -> Notifier:
-        env = {"LEDGER_TABLE": TABLE, "TOPIC_ARN": self.topic_arn, "AWS_REGION": REGION}
+        env: dict[str, str] = {}
         if notify_submitted:
             env["NOTIFY_SUBMITTED"] = "true"
         if secret is not None:
@@ -62,16 +48,7 @@ class Stack:
                 Name=f"slack-{len(secret)}-{id(secret)}", SecretString=json.dumps(secret)
             )
             env["SLACK_SECRET_ARN"] = arn["ARN"]
-        config = load_settings(NotifySettings, env)
-        return compose(
-            config,
-            dynamodb=self.ddb,
-            sns=self.sns,
-            s3=self.s3,
-            secrets=self.secrets,
-            slack_base_url=f"{self.slack.url}/api/",
-            slack_backoff=0.01,
-        )
+        return self.compose(**env)
 
     def webhook_secret(self) -> dict[str, str]:
         return {"webhook_url": f"{self.slack.url}/hooks/T000/B000/XXXX"}
@@ -84,19 +61,8 @@ class Stack:
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
-    receiver = SlackReceiver().start()
-    try:
-        with mock_aws():
-            ddb = boto3.client("dynamodb", region_name=REGION)
-            create_table(ddb)
-            sns = boto3.client("sns", region_name=REGION)
-            topic = sns.create_topic(Name="courier-notifications")["TopicArn"]
-            s3 = boto3.client("s3", region_name=REGION)
-            s3.create_bucket(Bucket="cromwell-exec")
-            secrets = boto3.client("secretsmanager", region_name=REGION)
-            yield Stack(ddb, RecordingSns(sns), s3, secrets, topic, receiver)
-    finally:
-        receiver.stop()
+    with notify_aws(Stack, "cromwell-exec") as aws:
+        yield aws
 
 
 def seed_failed_run(stack: Stack) -> dict[str, Any]:
@@ -139,13 +105,6 @@ def seed_failed_run(stack: Stack) -> dict[str, Any]:
     ended = event_item(WF, "ENDED", {"status": "Failed", "source": "callback"})
     put(stack.ddb, ended)
     return ended
-
-
-def invoke(notifier: Notifier, *items: dict[str, Any], first_sequence: int = 1) -> list[str]:
-    result = lambda_handler(
-        stream_event(*items, first_sequence=first_sequence), FakeContext(), notifier=notifier
-    )
-    return [f["itemIdentifier"] for f in result["batchItemFailures"]]
 
 
 def slack_posts(stack: Stack) -> list[dict[str, Any]]:

@@ -6,18 +6,26 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
+from moto import mock_aws
 
+from courier.costs import Prices
 from courier.ledger import schema as s
 from courier.ledger._codec import to_item
 from courier.ledger.records import RunView, TaskView
+from courier.settings import load_settings
 from notify.adapters import DeliveryError, Posted
-from notify.summary import Prices
+from notify.composition import compose
+from notify.delivery import Notifier
+from notify.handler import lambda_handler
+from notify.settings import NotifySettings
 from tests.support.ledger_table import create_ledger_table
 
 TABLE = "courier-ledger"
@@ -331,3 +339,58 @@ def valid_sns_subject(subject: str) -> bool:
         and subject == subject.strip()
         and not subject[0].isspace()
     )
+
+
+@dataclass
+class NotifyAws:
+    """The AWS side of the notify function on moto (ledger table, topic, buckets, Secrets Manager)
+    and Slack played by a local receiver."""
+
+    ddb: Any
+    sns: RecordingSns
+    s3: Any
+    secrets: Any
+    topic_arn: str
+    slack: SlackReceiver
+
+    def compose(self, **env: str) -> Notifier:
+        """The notifier over these clients, with the settings `env` adds to the ledger and topic."""
+        settings = load_settings(
+            NotifySettings, {"LEDGER_TABLE": TABLE, "TOPIC_ARN": self.topic_arn, "AWS_REGION": REGION, **env}
+        )
+        return compose(
+            settings,
+            dynamodb=self.ddb,
+            sns=self.sns,
+            s3=self.s3,
+            secrets=self.secrets,
+            slack_base_url=f"{self.slack.url}/api/",
+            slack_backoff=0.01,
+        )
+
+
+@contextmanager
+def notify_aws[T: NotifyAws](kind: type[T], *buckets: str) -> Iterator[T]:
+    """`kind` built over a fresh moto account with `buckets` created; the receiver stopped after."""
+    receiver = SlackReceiver().start()
+    try:
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name=REGION)
+            create_table(ddb)
+            sns = boto3.client("sns", region_name=REGION)
+            topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+            s3 = boto3.client("s3", region_name=REGION)
+            for bucket in buckets:
+                s3.create_bucket(Bucket=bucket)
+            secrets = boto3.client("secretsmanager", region_name=REGION)
+            yield kind(ddb, RecordingSns(sns), s3, secrets, topic, receiver)
+    finally:
+        receiver.stop()
+
+
+def invoke(notifier: Notifier, *items: Mapping[str, Any], first_sequence: int = 1) -> list[str]:
+    """The notify handler over `items` as one stream batch: the failed records' ids."""
+    result = lambda_handler(
+        stream_event(*items, first_sequence=first_sequence), FakeContext(), notifier=notifier
+    )
+    return [f["itemIdentifier"] for f in result["batchItemFailures"]]

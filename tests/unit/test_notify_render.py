@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from courier.failures import FailureKind
 from courier.ledger.records import OutboxEvent
 from courier.models import NotificationKind
-from notify.classify import FailureKind
 from notify.render_email import SUBJECT_MAX, render_email
 from notify.render_slack import render_slack
 from notify.summary import RunSummary, SummaryBuilder, SummaryOptions

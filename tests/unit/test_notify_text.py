@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notify.classify import FailureKind, classify
-from notify.links import log_stream_url, s3_folder_url, s3_uri_url
+from courier.failures import FailureKind, classify
+from courier.links import log_stream_url, s3_folder_url, s3_uri_url
 from notify.render_email import SUBJECT_FALLBACK, sns_subject
 from notify.text import clip_mrkdwn, one_line, slack_escape
 from tests.support.notify_fixtures import valid_sns_subject

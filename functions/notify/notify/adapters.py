@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from courier.errors import ConfigurationError, CourierError
-from notify.links import split_s3_uri
+from courier.links import split_s3_uri
 from notify.render_email import EmailMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
 
     # slack-sdk is imported where a Slack client is built: runs without Slack never load it.
@@ -98,28 +96,6 @@ def parse_slack_secret(value: str) -> SlackConfig:
     raise ConfigurationError(
         "NotifySettings", ["SLACK_SECRET_ARN: secret has neither webhook_url nor bot_token"]
     )
-
-
-class SecretSource:
-    """Reads and caches a secret (for `ttl` seconds, so rotation is picked up). Never logs it."""
-
-    def __init__(self, client: SecretsManagerClient, secret_id: str, *, ttl: float = 300.0) -> None:
-        self.client = client
-        self.secret_id = secret_id
-        self.ttl = ttl
-        self._value: str | None = None
-        self._read_at = 0.0
-
-    def get(self) -> str:
-        now = time.monotonic()
-        if self._value is None or now - self._read_at > self.ttl:
-            resp = self.client.get_secret_value(SecretId=self.secret_id)
-            self._value = str(resp.get("SecretString") or "")
-            self._read_at = now
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"SecretSource({self.secret_id!r})"
 
 
 def retry_handlers(*, max_retries: int = 3, backoff: float = 0.5) -> list[RetryHandler]:

@@ -10,20 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from courier import clients
+from courier.costs import Prices
 from courier.ledger.deliveries import DeliveryLedger
 from courier.ledger.views import RunViews
+from courier.secrets import SECRETS_MANAGER_PREFIX, SecretReader
 from courier.settings import load_settings
+from courier.storage import ObjectStore
 from notify.adapters import (
     S3StderrReader,
-    SecretSource,
     SlackPoster,
     SnsPublisher,
     make_poster,
     parse_slack_secret,
 )
+from notify.artifacts import RunArtifacts
 from notify.delivery import Notifier, NotifyOptions
 from notify.settings import NotifySettings
-from notify.summary import Prices, SummaryBuilder, SummaryOptions
+from notify.summary import SummaryBuilder, SummaryOptions
 
 
 def compose(
@@ -43,26 +46,38 @@ def compose(
     """
     config = settings or load_settings(NotifySettings)
     table = dynamodb or clients.dynamodb()
-    summaries = SummaryBuilder(
-        RunViews(config.table_name, table),
-        SummaryOptions(
-            prices=Prices(
-                config.on_demand_vcpu_hour,
-                config.on_demand_gb_hour,
-                config.spot_vcpu_hour,
-                config.spot_gb_hour,
-            ),
-            stderr_lines=config.stderr_tail_lines,
-        ),
-        stderr=S3StderrReader(s3 or clients.s3(), max_bytes=config.stderr_max_bytes),
+    views = RunViews(config.table_name, table)
+    s3_client = s3 or clients.s3()
+    prices = Prices(
+        config.on_demand_vcpu_hour,
+        config.on_demand_gb_hour,
+        config.spot_vcpu_hour,
+        config.spot_gb_hour,
     )
+    summaries = SummaryBuilder(
+        views,
+        SummaryOptions(prices=prices, stderr_lines=config.stderr_tail_lines),
+        stderr=S3StderrReader(s3_client, max_bytes=config.stderr_max_bytes),
+    )
+    artifacts = None
+    if config.runs_bucket:
+        artifacts = RunArtifacts(
+            views,
+            ObjectStore(s3_client),
+            bucket=config.runs_bucket,
+            region=config.console_region,
+            prices=prices,
+        )
     slack = None
     if config.slack_secret_arn:
-        source = SecretSource(secrets or clients.aws("secretsmanager"), config.slack_secret_arn)
+        # Read through the shared reader: kept for its max age, so a rotated secret is picked up
+        # without a cold start; the poster is rebuilt only when the value changes.
+        reader = SecretReader(secrets_client=secrets or clients.aws("secretsmanager"))
+        reference = SECRETS_MANAGER_PREFIX + config.slack_secret_arn
         cache: dict[str, SlackPoster] = {}
 
         def slack_poster() -> SlackPoster:
-            secret = source.get()
+            secret = reader.require(reference).reveal()
             if secret not in cache:
                 cache.clear()
                 cache[secret] = make_poster(
@@ -77,4 +92,5 @@ def compose(
         sns=SnsPublisher(sns or clients.aws("sns"), config.topic_arn),
         slack=slack,
         options=NotifyOptions(region=config.console_region, notify_submitted=config.notify_submitted),
+        artifacts=artifacts,
     )

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from courier.errors import CourierError
 from courier.ledger.deliveries import Claim, ClaimOutcome
-from courier.ledger.records import ChannelDelivery, OutboxEvent
+from courier.ledger.records import ChannelDelivery, OutboxEvent, RunView
 from courier.models import NotificationKind
 from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
+from notify.artifacts import ReportLink
 from notify.render_email import EmailMessage, render_email
 from notify.render_slack import render_slack
 from notify.summary import RunSummary
@@ -45,6 +46,12 @@ class Deliveries(Protocol):
 
 class Publisher(Protocol):
     def publish(self, message: EmailMessage) -> str: ...
+
+
+class Artifacts(Protocol):
+    """Writes what a run leaves beside its inputs file when it ends (`notify.artifacts.RunArtifacts`)."""
+
+    def write(self, run: RunView) -> ReportLink | None: ...
 
 
 class Summaries(Protocol):
@@ -89,6 +96,7 @@ class Notifier:
         sns: Publisher | None,
         slack: Callable[[], SlackPoster | None] | None,
         options: NotifyOptions,
+        artifacts: Artifacts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.ledger = ledger
@@ -96,6 +104,7 @@ class Notifier:
         self.sns = sns
         self.slack = slack
         self.options = options
+        self.artifacts = artifacts
         self.clock = clock
 
     def channels(self) -> list[str]:
@@ -121,7 +130,7 @@ class Notifier:
             outcome.reason = "already delivered"
             return outcome
 
-        summary = self.summaries.build(event)
+        summary = self._with_report(self.summaries.build(event))
         now = self.clock()
         lease_until = now + self.options.max_lease
         if deadline is not None:
@@ -154,6 +163,12 @@ class Notifier:
         if errors:
             raise DeliveryIncomplete(event_sk, errors, outcome.sent)
         return outcome
+
+    def _with_report(self, summary: RunSummary) -> RunSummary:
+        """At the end of a run: its report and receipt written beside its inputs file, and the link."""
+        if not summary.ended or self.artifacts is None:
+            return summary
+        return replace(summary, report=self.artifacts.write(summary.run))
 
     def _send(self, channel: str, summary: RunSummary, now: datetime) -> str:
         if channel == SNS:

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from courier.failures import FailureKind, of
+from courier.links import DEFAULT_LOG_GROUP, log_stream_url, s3_uri_url
 from courier.models import NotificationKind
-from notify.classify import FailureKind, of
-from notify.links import DEFAULT_LOG_GROUP, log_stream_url, s3_uri_url
 from notify.summary import Alert, FailedTask, RunSummary
 from notify.text import ascii_only, clip, one_line
 
@@ -225,6 +225,8 @@ def render_email(summary: RunSummary, *, region: str, now: datetime) -> EmailMes
     rows = summary_rows(summary, now)
     if summary.run.project:
         rows.append(("Project", one_line(summary.run.project, 200)))
+    if summary.report is not None:
+        rows.append(("Report", summary.report.url or str(summary.report.error)))
     width = max(len(k) for k, _ in rows)
     lines = [intro(summary), "", *(f"{k.ljust(width)}  {v}" for k, v in rows)]
     if summary.reasons:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from courier.failures import FailureKind, of
+from courier.links import DEFAULT_LOG_GROUP, log_stream_url, s3_uri_url
 from courier.models import NotificationKind, RunStatus
-from notify.classify import FailureKind, of
-from notify.links import DEFAULT_LOG_GROUP, log_stream_url, s3_uri_url
 from notify.render_email import fmt_counts, fmt_duration, fmt_time, intro, task_label
 from notify.summary import FailedTask, RunSummary
 from notify.text import clean_block, clip, clip_mrkdwn, one_line, slack_escape
@@ -158,6 +158,11 @@ def render_slack(summary: RunSummary, *, region: str, now: datetime) -> dict[str
     routing = []
     if summary.run.project:
         routing.append(f"Project: *{esc(summary.run.project, 200)}*")
+    if summary.report is not None:
+        report = summary.report
+        routing.append(
+            link(report.url, "Run report") if report.url else esc(f"The run report {report.error}", 300)
+        )
     if routing:
         blocks.append(_context(*routing))
     if summary.reasons:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from courier.costs import (
+    DEFAULT_ON_DEMAND_GB_HOUR,
+    DEFAULT_ON_DEMAND_VCPU_HOUR,
+    DEFAULT_SPOT_GB_HOUR,
+    DEFAULT_SPOT_VCPU_HOUR,
+)
 from courier.settings import BaseSettings
-
-# Defaults are AWS Fargate's published Linux/x86 prices in us-east-1, per vCPU-hour and per
-# GB-hour: a stand-in for Batch on EC2 that is close enough for an estimate. Override per region.
-DEFAULT_ON_DEMAND_VCPU_HOUR = 0.04048
-DEFAULT_ON_DEMAND_GB_HOUR = 0.004445
-DEFAULT_SPOT_VCPU_HOUR = 0.01334053
-DEFAULT_SPOT_GB_HOUR = 0.00146489
 
 
 class NotifySettings(BaseSettings):
@@ -27,6 +26,11 @@ class NotifySettings(BaseSettings):
     aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
     console_region: str = Field(default="", alias="CONSOLE_REGION", pattern=r"^$|^[a-z]{2}(-[a-z]+)+-\d$")
     stderr_tail_lines: int = Field(default=20, alias="STDERR_TAIL_LINES", ge=0, le=200)
+    runs_bucket: str = Field(
+        default="",
+        alias="RUNS_BUCKET",
+        description="Where run reports and receipts are written",
+    )
     stderr_max_bytes: int = Field(default=65536, alias="STDERR_MAX_BYTES", ge=1024, le=1_048_576)
 
     @model_validator(mode="after")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from courier.costs import CostEstimate, Prices
+from courier.failures import Classification, FailureKind, classify
 from courier.ledger.records import (
     NOT_SCATTERED,
     EarlyFailurePayload,
@@ -30,7 +32,7 @@ from courier.ledger.records import (
     TaskView,
 )
 from courier.models import NotificationKind, RunStatus, TaskStatus
-from notify.classify import Classification, FailureKind, classify
+from notify.artifacts import ReportLink
 from notify.text import clean_block, clip, one_line
 
 _NOT_SHOWN = frozenset(
@@ -55,14 +57,6 @@ class StderrPort(Protocol):
     def tail(self, uri: str, lines: int) -> list[str] | None:
         """The last `lines` lines of an S3 object; None when it cannot be read."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Prices:
-    on_demand_vcpu_hour: float
-    on_demand_gb_hour: float
-    spot_vcpu_hour: float
-    spot_gb_hour: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,89 +114,6 @@ class Output:
         return self.value.startswith("s3://")
 
 
-@dataclass(slots=True)
-class CostEstimate:
-    """vCPU-hours and GB-hours by pricing class; `unknown` is priced both ways."""
-
-    prices: Prices
-    spot_vcpu_h: float = 0.0
-    spot_gb_h: float = 0.0
-    od_vcpu_h: float = 0.0
-    od_gb_h: float = 0.0
-    unknown_vcpu_h: float = 0.0
-    unknown_gb_h: float = 0.0
-    tasks_priced: int = 0
-    tasks_unpriced: int = 0
-
-    def add(self, task: TaskView) -> None:
-        start, stop, vcpus, memory = task.started_at, task.stopped_at, task.vcpus, task.memory_mib
-        if start is None or stop is None or vcpus is None or stop < start:
-            if start is not None or stop is not None:
-                self.tasks_unpriced += 1
-            return
-        hours = (stop - start).total_seconds() / 3600
-        vcpu_h, gb_h = vcpus * hours, (memory or 0.0) / 1024 * hours
-        queue = (task.queue or "").lower()
-        if "spot" in queue:
-            self.spot_vcpu_h += vcpu_h
-            self.spot_gb_h += gb_h
-        elif "ondemand" in queue.replace("-", "").replace("_", ""):
-            self.od_vcpu_h += vcpu_h
-            self.od_gb_h += gb_h
-        else:
-            self.unknown_vcpu_h += vcpu_h
-            self.unknown_gb_h += gb_h
-        self.tasks_priced += 1
-
-    @property
-    def vcpu_hours(self) -> float:
-        return self.spot_vcpu_h + self.od_vcpu_h + self.unknown_vcpu_h
-
-    @property
-    def gb_hours(self) -> float:
-        return self.spot_gb_h + self.od_gb_h + self.unknown_gb_h
-
-    def _known(self) -> float:
-        p = self.prices
-        return (
-            self.spot_vcpu_h * p.spot_vcpu_hour
-            + self.spot_gb_h * p.spot_gb_hour
-            + self.od_vcpu_h * p.on_demand_vcpu_hour
-            + self.od_gb_h * p.on_demand_gb_hour
-        )
-
-    @property
-    def on_demand_total(self) -> float:
-        """The estimate if every task of unknown pricing ran on on-demand instances."""
-        p = self.prices
-        return (
-            self._known()
-            + self.unknown_vcpu_h * p.on_demand_vcpu_hour
-            + self.unknown_gb_h * p.on_demand_gb_hour
-        )
-
-    @property
-    def spot_total(self) -> float:
-        """The estimate if every task of unknown pricing ran on Spot."""
-        p = self.prices
-        return self._known() + self.unknown_vcpu_h * p.spot_vcpu_hour + self.unknown_gb_h * p.spot_gb_hour
-
-    @property
-    def ambiguous(self) -> bool:
-        return self.unknown_vcpu_h > 0 or self.unknown_gb_h > 0
-
-    def describe(self) -> str:
-        usage = f"{self.vcpu_hours:,.2f} vCPU-hours, {self.gb_hours:,.2f} GB-hours"
-        if self.tasks_priced == 0:
-            return "No finished task with start, stop and size to estimate from."
-        if self.ambiguous:
-            money = f"~${self.on_demand_total:,.2f} at on-demand prices, ~${self.spot_total:,.2f} on Spot"
-        else:
-            money = f"~${self.on_demand_total:,.2f}"
-        note = f" ({self.tasks_unpriced} task(s) without timings left out)" if self.tasks_unpriced else ""
-        return f"Estimate: {money} for {usage} over {self.tasks_priced} task(s){note}."
-
-
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A task waiting in RUNNABLE for too long, or a job blocking its queue."""
@@ -247,6 +158,8 @@ class RunSummary:
     cost: CostEstimate | None = None
     alert: Alert | None = None
     reasons: list[str] = field(default_factory=list)
+    #: The run's report beside its inputs file (ENDED only): its link, or why it is missing.
+    report: ReportLink | None = None
 
     @property
     def status(self) -> RunStatus | None:

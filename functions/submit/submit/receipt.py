@@ -19,6 +19,14 @@ and new fields are only ever added:
 - `warnings` (list of str): things Courier changed or could not check; the run went ahead.
 - `message` (str): one sentence for a person.
 - `cromwell_status` (str | null): Cromwell's status on submission (`Submitted`, `On Hold`).
+
+Added by the notify function when a submitted run ends (`notify.artifacts`; every other field is
+kept as it was):
+
+- `run_status` (str): how the run ended, `Succeeded`, `Failed` or `Aborted`.
+- `ended_at` (str | null): when it ended, ISO 8601 UTC.
+- `report` (str | null): the key of `<inputs file>.report.html` in the same bucket; null when it
+  could not be written.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ a queue that says neither is priced both ways) and multiplied by per-hour prices
 AWS Fargate's published Linux/x86 prices in us-east-1: a stand-in for Batch on EC2 that is close
 enough for an estimate; a deployment overrides them with its `OnDemandVcpuHour`, ... parameters.
 
-The same arithmetic as the notify function's `CostEstimate`, over typed task views.
+The notify function's messages, the `courier` command and the run report all estimate with this.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from courier.ledger.records import TaskView
 
 DEFAULT_ON_DEMAND_VCPU_HOUR: Final = 0.04048
 DEFAULT_ON_DEMAND_GB_HOUR: Final = 0.004445
-DEFAULT_SPOT_VCPU_HOUR: Final = 0.01334053
-DEFAULT_SPOT_GB_HOUR: Final = 0.00146489
+#: The Spot defaults are the template's `SpotVcpuHour` and `SpotGbHour` defaults (about 70% off).
+DEFAULT_SPOT_VCPU_HOUR: Final = 0.0121
+DEFAULT_SPOT_GB_HOUR: Final = 0.0013
 
 #: Only the attributes an estimate reads (a projection for the ledger query).
 COST_ATTRIBUTES: Final = ("job_id", "started_at", "stopped_at", "vcpus", "memory_mib", "queue")

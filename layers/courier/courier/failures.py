@@ -1,7 +1,7 @@
 """What went wrong with a task, in words a person understands, from what Batch and Cromwell said.
 
-The `courier` command and the run report classify with this module; the notify function still
-carries its own copy (`notify.classify`) until it imports this one.
+The notify function's messages, the `courier` command and the run report all classify with this
+module.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """AWS console links for the things a person looks at: a task's log stream, a call's S3 folder,
-an S3 object. (The notify function still carries its own copy, `notify.links`.)"""
+an S3 object (the notify function's messages, the `courier` command and the run report)."""
 
 from __future__ import annotations
 
