@@ -62,6 +62,14 @@ class SubmitOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Membership:
+    """The batch a run joins (a sample sheet's), and the name of its sample there."""
+
+    batch_id: str
+    sample: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     """What the handler reports: `Submitted`, `Rejected`, or `Duplicate` (already handled)."""
 
@@ -88,9 +96,11 @@ class SubmitService:
         clock: Callable[[], datetime] = _now,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        member: Membership | None = None,
     ) -> None:
         self.folders = folders
         self.cromwell = cromwell
+        self.member = member
         self.ledger = ledger
         self.receipts = receipts
         self.objects = objects
@@ -210,6 +220,8 @@ class SubmitService:
             receipt_key=receipt_key(upload.key),
             routing=dict(plan.routing) if plan else {},
             reasons=tuple(reasons),
+            batch_id=self.member.batch_id if self.member else None,
+            sample=self.member.sample if self.member else None,
         )
 
     def _reject(

@@ -14,7 +14,7 @@ from courier.ledger.sheets import SheetLedger
 from courier.settings import load_settings
 from courier.storage import ObjectStore
 from submit.adapters import S3Folders
-from submit.service import FolderSource, SubmitService
+from submit.service import FolderSource, Membership, SubmitService
 from submit.sheet_adapters import PacedSubmitter, Pacer, S3SheetFiles, SqsRowQueue
 from submit.sheet_service import RowService, RowVerdicts, SheetOptions, SheetService
 from submit.sheet_settings import SheetSettings
@@ -61,7 +61,7 @@ def build_row_service(
     book = SheetLedger(settings.table_name, dynamodb, retention_days=settings.retention_days)
     paced = PacedSubmitter(base.cromwell, pacer or Pacer(settings.per_invocation_rate, sleep=base.sleep))
 
-    def make_service(folders: FolderSource, verdicts: RowVerdicts) -> SubmitService:
+    def make_service(folders: FolderSource, verdicts: RowVerdicts, member: Membership) -> SubmitService:
         return SubmitService(
             folders=folders,
             cromwell=paced,
@@ -73,6 +73,7 @@ def build_row_service(
             clock=base.clock,
             sleep=base.sleep,
             monotonic=base.monotonic,
+            member=member,
         )
 
     return RowService(

@@ -25,12 +25,20 @@ LABEL_INPUTS_KEY = "courier-inputs-key"
 LABEL_SOURCE_BUCKET = "courier-bucket"
 LABEL_PROJECT = "project"
 LABEL_SLACK_CHANNEL = "courier-slack-channel"
+#: On a re-run's runs: the workflow id of the run each replaces.
+LABEL_RERUN_OF = "courier-rerun-of"
 
 #: Workflow options Courier reads from options.json and strips before submission.
 OPTION_MAIN_WDL = "courier_main_wdl"
 OPTION_SLACK_CHANNEL = "courier_slack_channel"
 OPTION_PROJECT = "courier_project"
 OPTION_SAMPLE_SHEET = "courier_sample_sheet"
+#: Which end messages the runs of a batch send: the batch's digest, one per run, or both.
+OPTION_NOTIFY = "courier_notify"
+NOTIFY_DIGEST = "digest"
+NOTIFY_PER_RUN = "per-run"
+NOTIFY_BOTH = "both"
+NOTIFY_MODES = (NOTIFY_DIGEST, NOTIFY_PER_RUN, NOTIFY_BOTH)
 
 #: Cromwell 91+ option that sets the S3 prefix of every Batch job's script.
 OPTION_SCRIPT_PREFIX = "aws_batch_script_bucket_prefix"

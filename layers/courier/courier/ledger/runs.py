@@ -20,8 +20,23 @@ from courier.ledger._codec import (
     serialize,
     to_item,
 )
-from courier.ledger.records import EndedPayload, Payload, RejectedPayload, SubmittedPayload
-from courier.ledger.transactions import outbox_put, put_if_absent
+from courier.ledger.records import (
+    BatchOpening,
+    BatchView,
+    EndedPayload,
+    Payload,
+    RejectedPayload,
+    RunView,
+    SubmittedPayload,
+)
+from courier.ledger.transactions import (
+    batch_end_items,
+    batch_member_end,
+    batch_open_update,
+    batch_transition_items,
+    outbox_put,
+    put_if_absent,
+)
 from courier.models import RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -30,6 +45,30 @@ if TYPE_CHECKING:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: A run ending while others of its batch end too retries on the batch's newer count.
+_BATCH_CONFLICT_ATTEMPTS = 8
+
+
+class BatchConflict(RuntimeError):
+    """The batch's count kept moving under a run's terminal write; the caller retries later."""
+
+    def __init__(self, batch_id: str, workflow_id: str) -> None:
+        self.batch_id = batch_id
+        self.workflow_id = workflow_id
+        super().__init__(f"batch {batch_id}: run {workflow_id} kept meeting a newer count; retry")
+
+
+def _only_batch_moved(failed: list[bool], *, batch_count_at: int) -> bool:
+    """A cancelled transaction whose only failed condition is the batch count's (another run of
+    the batch ended first): read the batch again and retry. The run's own condition failing
+    means it was recorded already."""
+    return (
+        len(failed) > batch_count_at
+        and failed[batch_count_at]
+        and not any(f for i, f in enumerate(failed) if i != batch_count_at)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +153,8 @@ class RunLedger:
             "routing": dict(run.routing) or None,
             "main_wdl": run.main_wdl,
             "receipt_key": run.receipt_key,
+            "batch_id": run.batch_id,
+            "sample": run.sample,
             "submitted_at": iso(now),
             "updated_at": iso(now),
         }
@@ -143,15 +184,24 @@ class RunLedger:
         here), the source fields are filled in without touching its status or counts.
         """
         now = self.clock()
+        batch = batch_transition_items(
+            self.table_name, run, RunStatus.SUBMITTED, None, now=now, retention=self.retention
+        )
         try:
             self._transact(
                 put_if_absent(self.table_name, self._run_item(run, RunStatus.SUBMITTED, now)),
                 self._event(run.workflow_id, SubmittedPayload(), now),
+                *batch,
             )
             return True
         except ClientError as exc:
             cancelled_by_condition(exc)
         self._fill_source(run, now)
+        if batch:  # an adopted run joins its batch now; a redelivery finds its member there already
+            try:
+                self._transact(*batch)
+            except ClientError as exc:
+                cancelled_by_condition(exc)
         return False
 
     def _fill_source(self, run: RunRecord, now: datetime) -> None:
@@ -165,6 +215,8 @@ class RunLedger:
             "routing": dict(run.routing) or None,
             "main_wdl": run.main_wdl,
             "receipt_key": run.receipt_key,
+            "batch_id": run.batch_id,
+            "sample": run.sample,
             "submitted_at": iso(now),
         }
         present = {k: v for k, v in fields.items() if v is not None}
@@ -188,16 +240,23 @@ class RunLedger:
 
     def record_rejected(self, run: RunRecord) -> bool:
         """Record a refused run (status Rejected, its reasons) and its REJECTED outbox event."""
-        now = self.clock()
-        item = self._run_item(run, RunStatus.REJECTED, now)
-        item["reasons"] = list(run.reasons)
-        event = self._event(run.workflow_id, RejectedPayload(tuple(run.reasons)), now)
-        try:
-            self._transact(put_if_absent(self.table_name, item), event)
-            return True
-        except ClientError as exc:
-            cancelled_by_condition(exc)
-            return False
+        for _ in range(_BATCH_CONFLICT_ATTEMPTS):
+            now = self.clock()
+            item = self._run_item(run, RunStatus.REJECTED, now)
+            item["reasons"] = list(run.reasons)
+            event = self._event(run.workflow_id, RejectedPayload(tuple(run.reasons)), now)
+            batch = self.batch(run.batch_id) if run.batch_id else None
+            extra = batch_transition_items(
+                self.table_name, run, RunStatus.REJECTED, batch, now=now, retention=self.retention
+            )
+            try:
+                self._transact(put_if_absent(self.table_name, item), event, *extra)
+                return True
+            except ClientError as exc:
+                failed = cancelled_by_condition(exc)
+                if not _only_batch_moved(failed, batch_count_at=3):
+                    return False
+        raise BatchConflict(run.batch_id or "", run.workflow_id)
 
     def advance_status(self, workflow_id: str, status: RunStatus, at: datetime | None = None) -> bool:
         """Move a run to a later non-terminal status (Running, Aborting). Never backwards."""
@@ -267,27 +326,68 @@ class RunLedger:
             names[f"#rep{i}"] = key
             values[f":rep{i}"] = serialize(value)
             sets.append(f"#rep{i} = :rep{i}")
-        payload = EndedPayload(status=status, source=source)
-        try:
-            self._transact(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
-                        "UpdateExpression": "SET "
-                        + ", ".join(sets)
-                        + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
-                        "ConditionExpression": "attribute_not_exists(status_rank) OR status_rank < :r",
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                self._event(workflow_id, payload, now),
+        stored = self.get_run(workflow_id)
+        view = RunView.from_item(stored, workflow_id) if stored else None
+        batch_id = view.batch_id if view else None
+        payload = EndedPayload(
+            status=status,
+            source=source,
+            batch_id=batch_id,
+            per_run=view.own_end_message if view else True,
+        )
+        run_update = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                "UpdateExpression": "SET " + ", ".join(sets) + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
+                "ConditionExpression": "attribute_not_exists(status_rank) OR status_rank < :r",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+        for _ in range(_BATCH_CONFLICT_ATTEMPTS):
+            extra: list[dict[str, Any]] = []
+            if batch_id:
+                batch = self.batch(batch_id)
+                extra = [
+                    batch_member_end(self.table_name, batch_id, workflow_id, status, now=now),
+                    *batch_end_items(
+                        self.table_name,
+                        batch_id,
+                        workflow_id,
+                        status,
+                        batch,
+                        now=now,
+                        retention=self.retention,
+                    ),
+                ]
+            try:
+                self._transact(run_update, self._event(workflow_id, payload, now), *extra)
+                return True
+            except ClientError as exc:
+                failed = cancelled_by_condition(exc)
+                if not _only_batch_moved(failed, batch_count_at=3):
+                    return False
+        raise BatchConflict(batch_id or "", workflow_id)
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def batch(self, batch_id: str) -> BatchView | None:
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({s.PK: s.batch_pk(batch_id), s.SK: s.BATCH_SK}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return BatchView.from_item(from_item(item), batch_id) if item else None
+
+    def open_batch(self, batch_id: str, opening: BatchOpening) -> None:
+        """Open a batch before its first run is recorded (idempotent: a field set is kept)."""
+        self.client.update_item(
+            **batch_open_update(
+                self.table_name, batch_id, opening, now=self.clock(), retention=self.retention
             )
-            return True
-        except ClientError as exc:
-            cancelled_by_condition(exc)
-            return False
+        )
 
     def put_event(self, workflow_id: str, payload: Payload, discriminator: str = "") -> bool:
         """Add an outbox event once (alerts: early failure, stuck, queue blocked)."""
