@@ -13,6 +13,7 @@ from courier import clients
 from courier.ledger.deliveries import DeliveryLedger
 from courier.ledger.views import RunViews
 from courier.settings import load_settings
+from courier.storage import ObjectStore
 from notify.adapters import (
     S3StderrReader,
     SecretSource,
@@ -21,7 +22,9 @@ from notify.adapters import (
     make_poster,
     parse_slack_secret,
 )
+from notify.batch_delivery import BatchDigests
 from notify.delivery import Notifier, NotifyOptions
+from notify.digest import DigestBuilder
 from notify.settings import NotifySettings
 from notify.summary import Prices, SummaryBuilder, SummaryOptions
 
@@ -71,9 +74,12 @@ def compose(
             return cache[secret]
 
         slack = slack_poster
+    views = RunViews(config.table_name, table)
+    digests = BatchDigests(DigestBuilder(views, summaries), ObjectStore(s3 or clients.s3()))
     return Notifier(
         DeliveryLedger(config.table_name, table),
         summaries,
+        digests=digests,
         sns=SnsPublisher(sns or clients.aws("sns"), config.topic_arn),
         slack=slack,
         options=NotifyOptions(region=config.console_region, notify_submitted=config.notify_submitted),

@@ -21,6 +21,9 @@ from courier.ledger.records import ChannelDelivery, OutboxEvent
 from courier.models import NotificationKind
 from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
+from notify.batch_delivery import left_to_digest, post_digest
+from notify.digest import BatchDigest
+from notify.render_digest import render_digest_email
 from notify.render_email import EmailMessage, render_email
 from notify.render_slack import render_slack
 from notify.summary import RunSummary
@@ -41,6 +44,7 @@ class Deliveries(Protocol):
     ) -> bool: ...
     def release(self, workflow_id: str, event_sk: str, channel: str, *, token: str, error: str) -> bool: ...
     def set_thread(self, workflow_id: str, channel: str, ts: str) -> tuple[str, str]: ...
+    def set_batch_thread(self, batch_id: str, channel: str, ts: str) -> tuple[str, str]: ...
 
 
 class Publisher(Protocol):
@@ -49,6 +53,10 @@ class Publisher(Protocol):
 
 class Summaries(Protocol):
     def build(self, event: OutboxEvent) -> RunSummary: ...
+
+
+class Digests(Protocol):
+    def build(self, event: OutboxEvent) -> BatchDigest: ...
 
 
 class DeliveryIncomplete(CourierError):
@@ -90,9 +98,11 @@ class Notifier:
         slack: Callable[[], SlackPoster | None] | None,
         options: NotifyOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        digests: Digests | None = None,
     ) -> None:
         self.ledger = ledger
         self.summaries = summaries
+        self.digests = digests
         self.sns = sns
         self.slack = slack
         self.options = options
@@ -104,11 +114,9 @@ class Notifier:
     def deliver(self, event: OutboxEvent, *, deadline: datetime | None = None) -> DeliveryOutcome:
         workflow_id, event_sk = event.workflow_id, event.event_sk
         outcome = DeliveryOutcome(event_sk)
-        if not workflow_id:
-            outcome.reason = "not a notification event"
-            return outcome
-        if event.kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
-            outcome.reason = "SUBMITTED messages are off (NOTIFY_SUBMITTED)"
+        skip = self._skip_reason(event)
+        if skip:
+            outcome.reason = skip
             return outcome
         record = self.ledger.delivery(workflow_id, event_sk)
         if record is None:
@@ -121,7 +129,7 @@ class Notifier:
             outcome.reason = "already delivered"
             return outcome
 
-        summary = self.summaries.build(event)
+        summary = self._build(event)
         now = self.clock()
         lease_until = now + self.options.max_lease
         if deadline is not None:
@@ -155,7 +163,26 @@ class Notifier:
             raise DeliveryIncomplete(event_sk, errors, outcome.sent)
         return outcome
 
-    def _send(self, channel: str, summary: RunSummary, now: datetime) -> str:
+    def _skip_reason(self, event: OutboxEvent) -> str:
+        """Why an event sends nothing ('' when it is to be sent)."""
+        if not event.workflow_id:
+            return "not a notification event"
+        if event.kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
+            return "SUBMITTED messages are off (NOTIFY_SUBMITTED)"
+        if left_to_digest(event):
+            return "the batch's digest reports this run's end (courier_notify)"
+        if event.kind is NotificationKind.BATCH_ENDED and self.digests is None:
+            return "batch digests are not configured"
+        return ""
+
+    def _build(self, event: OutboxEvent) -> RunSummary | BatchDigest:
+        if event.kind is NotificationKind.BATCH_ENDED and self.digests is not None:
+            return self.digests.build(event)
+        return self.summaries.build(event)
+
+    def _send(self, channel: str, summary: RunSummary | BatchDigest, now: datetime) -> str:
+        if isinstance(summary, BatchDigest):
+            return self._send_digest(channel, summary)
         if channel == SNS:
             # bandit B101: type narrowing; no -O in Lambda
             assert self.sns is not None  # nosec B101
@@ -183,3 +210,12 @@ class Notifier:
             except Exception:
                 logger.exception("could not record the Slack thread of the run")
         return posted.ts
+
+    def _send_digest(self, channel: str, digest: BatchDigest) -> str:
+        if channel == SNS:
+            assert self.sns is not None  # nosec B101
+            return self.sns.publish(render_digest_email(digest, region=self.options.region))
+        poster = self.slack() if self.slack else None
+        if poster is None:
+            return "not configured"
+        return post_digest(poster, digest, self.ledger, region=self.options.region)

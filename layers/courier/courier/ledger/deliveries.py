@@ -211,10 +211,17 @@ class DeliveryLedger:
     def set_thread(self, workflow_id: str, channel: str, ts: str) -> tuple[str, str]:
         """Record the Slack thread of a run once (`if_not_exists`); return the thread that is
         recorded (ours, or one an earlier message recorded first)."""
+        return self._set_thread(s.run_pk(workflow_id), s.RUN_SK, channel, ts)
+
+    def set_batch_thread(self, batch_id: str, channel: str, ts: str) -> tuple[str, str]:
+        """Record the Slack thread of a batch once, as `set_thread` does for a run."""
+        return self._set_thread(s.batch_pk(batch_id), s.BATCH_SK, channel, ts)
+
+    def _set_thread(self, pk: str, sk: str, channel: str, ts: str) -> tuple[str, str]:
         try:
             resp = self.client.update_item(
                 TableName=self.table_name,
-                Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                Key=to_item({s.PK: pk, s.SK: sk}),
                 UpdateExpression="SET #ts = if_not_exists(#ts, :ts), #ch = if_not_exists(#ch, :ch)",
                 ConditionExpression="attribute_exists(#pk)",
                 ExpressionAttributeNames={"#ts": THREAD_TS_ATTR, "#ch": THREAD_CHANNEL_ATTR, "#pk": s.PK},
