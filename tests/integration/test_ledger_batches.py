@@ -173,3 +173,39 @@ def test_a_run_outside_any_batch_is_unchanged(client: Any) -> None:
     assert ledger.finish(plain.workflow_id, RunStatus.SUCCEEDED, ended_at=datetime(2026, 1, 1, tzinfo=UTC))
     events = {e.kind: e.payload for e in views.events(plain.workflow_id)}
     assert events[NotificationKind.ENDED] == EndedPayload(RunStatus.SUCCEEDED, None)
+
+
+def test_a_run_that_ends_before_submit_records_it_is_counted_once(client: Any) -> None:
+    """The local engine (or a fast Cromwell) may call back before submit's record: the monitor
+    writes the end without knowing the batch, and submit's record then counts it, once."""
+    ledger = RunLedger(TABLE, client)
+    views = RunViews(TABLE, client)
+    open_batch(ledger, 2)
+    assert ledger.finish(run_id(0), RunStatus.FAILED, source="callback")  # no run item yet
+    assert not ledger.record_submitted(record(0))
+    assert not ledger.record_submitted(record(0))  # redelivered
+    assert ledger.record_submitted(record(1))
+    assert ledger.finish(run_id(1), RunStatus.SUCCEEDED)
+    batch = views.batch(BATCH)
+    assert batch is not None
+    assert (batch.runs, batch.ended, dict(batch.counts)) == (2, 2, {"Failed": 1, "Succeeded": 1})
+    assert batch_events(views, [run_id(0), run_id(1)]) == [run_id(1)]
+    assert {m.sample: m.status for m in views.members(BATCH)} == {
+        "S00": RunStatus.FAILED,
+        "S01": RunStatus.SUCCEEDED,
+    }
+
+
+def test_the_last_run_recorded_after_its_end_sends_the_digest(client: Any) -> None:
+    ledger = RunLedger(TABLE, client)
+    views = RunViews(TABLE, client)
+    open_batch(ledger, 2)
+    assert ledger.record_submitted(record(0))
+    assert ledger.finish(run_id(0), RunStatus.SUCCEEDED)
+    assert ledger.finish(run_id(1), RunStatus.SUCCEEDED)
+    assert batch_events(views, [run_id(0), run_id(1)]) == []
+    assert not ledger.record_submitted(record(1))
+    assert batch_events(views, [run_id(0), run_id(1)]) == [run_id(1)]
+    batch = views.batch(BATCH)
+    assert batch is not None
+    assert (batch.runs, batch.ended) == (2, 2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from courier.ledger.records import EndedPayload, OutboxEvent
+from courier.ledger.records import EndedPayload, OutboxEvent, RunView
 from notify.adapters import SlackPoster
 from notify.batch_outputs import OutputsSink, write_outputs
 from notify.digest import BatchDigest, DigestBuilder
@@ -31,10 +31,10 @@ class BatchDigests:
         return digest
 
 
-def left_to_digest(event: OutboxEvent) -> bool:
+def left_to_digest(event: OutboxEvent, run: RunView | None = None) -> bool:
     """True for the end of a batch's run whose options leave its end to the batch's digest."""
     payload = event.payload
-    return isinstance(payload, EndedPayload) and bool(payload.batch_id) and not payload.per_run
+    return isinstance(payload, EndedPayload) and payload.left_to_digest(run)
 
 
 def post_digest(poster: SlackPoster, digest: BatchDigest, threads: BatchThreads, *, region: str) -> str:

@@ -130,6 +130,9 @@ class Notifier:
             return outcome
 
         summary = self._build(event)
+        if isinstance(summary, RunSummary) and left_to_digest(event, summary.run):
+            outcome.reason = "the batch's digest reports this run's end (courier_notify)"
+            return outcome  # a run whose batch was recorded after its end
         now = self.clock()
         lease_until = now + self.options.max_lease
         if deadline is not None:

@@ -586,6 +586,13 @@ class EndedPayload:
             per_run=data.get("per_run") is not False,
         )
 
+    def left_to_digest(self, run: RunView | None = None) -> bool:
+        """The run's end is told by its batch's digest alone (`courier_notify`: `digest`): as
+        the event says, or (an end written before submit recorded the run's batch) as `run` says."""
+        if self.batch_id:
+            return not self.per_run
+        return run is not None and not run.own_end_message
+
     def to_map(self) -> dict[str, Any]:
         values: dict[str, Any] = {"status": self.status.value if self.status else None, "source": self.source}
         if self.batch_id:

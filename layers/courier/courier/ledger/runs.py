@@ -184,25 +184,44 @@ class RunLedger:
         here), the source fields are filled in without touching its status or counts.
         """
         now = self.clock()
-        batch = batch_transition_items(
+        joining = batch_transition_items(
             self.table_name, run, RunStatus.SUBMITTED, None, now=now, retention=self.retention
         )
         try:
             self._transact(
                 put_if_absent(self.table_name, self._run_item(run, RunStatus.SUBMITTED, now)),
                 self._event(run.workflow_id, SubmittedPayload(), now),
-                *batch,
+                *joining,
             )
             return True
         except ClientError as exc:
             cancelled_by_condition(exc)
         self._fill_source(run, now)
-        if batch:  # an adopted run joins its batch now; a redelivery finds its member there already
-            try:
-                self._transact(*batch)
-            except ClientError as exc:
-                cancelled_by_condition(exc)
+        if run.batch_id:
+            self._join_late(run)
         return False
+
+    def _join_late(self, run: RunRecord) -> None:
+        """A run recorded after the monitor wrote it first (adopted, or even ended) joins its
+        batch now, with its status as stored: an end the monitor wrote before the run's batch
+        was known is counted here. A redelivery finds the member written already: nothing moves."""
+        for _ in range(_BATCH_CONFLICT_ATTEMPTS):
+            now = self.clock()
+            stored = self.get_run(run.workflow_id)
+            status = RunView.from_item(stored, run.workflow_id).status if stored else None
+            status = status if status is not None and status.terminal else RunStatus.SUBMITTED
+            batch = self.batch(run.batch_id) if run.batch_id and status.terminal else None
+            items = batch_transition_items(
+                self.table_name, run, status, batch, now=now, retention=self.retention
+            )
+            try:
+                self._transact(*items)
+                return
+            except ClientError as exc:
+                failed = cancelled_by_condition(exc)
+                if failed[0]:  # the member is there: the run was counted already
+                    return
+        raise BatchConflict(run.batch_id or "", run.workflow_id)
 
     def _fill_source(self, run: RunRecord, now: datetime) -> None:
         fields = {
@@ -326,49 +345,63 @@ class RunLedger:
             names[f"#rep{i}"] = key
             values[f":rep{i}"] = serialize(value)
             sets.append(f"#rep{i} = :rep{i}")
-        stored = self.get_run(workflow_id)
-        view = RunView.from_item(stored, workflow_id) if stored else None
-        batch_id = view.batch_id if view else None
-        payload = EndedPayload(
-            status=status,
-            source=source,
-            batch_id=batch_id,
-            per_run=view.own_end_message if view else True,
-        )
-        run_update = {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
-                "UpdateExpression": "SET " + ", ".join(sets) + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
-                "ConditionExpression": "attribute_not_exists(status_rank) OR status_rank < :r",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
         for _ in range(_BATCH_CONFLICT_ATTEMPTS):
-            extra: list[dict[str, Any]] = []
-            if batch_id:
-                batch = self.batch(batch_id)
-                extra = [
-                    batch_member_end(self.table_name, batch_id, workflow_id, status, now=now),
-                    *batch_end_items(
-                        self.table_name,
-                        batch_id,
-                        workflow_id,
-                        status,
-                        batch,
-                        now=now,
-                        retention=self.retention,
-                    ),
-                ]
+            stored = self.get_run(workflow_id)
+            view = RunView.from_item(stored, workflow_id) if stored else None
+            if view is not None and view.ended:
+                return False
+            batch_id = view.batch_id if view else None
+            payload = EndedPayload(
+                status=status,
+                source=source,
+                batch_id=batch_id,
+                per_run=view.own_end_message if view else True,
+            )
+            # the run's batch as read: a batch_id written meanwhile (submit's late record) makes
+            # this write fail and read again, so that the end is counted by exactly one of the two
+            pinned = "#bid = :bid" if batch_id else "attribute_not_exists(#bid)"
+            condition = f"(attribute_not_exists(status_rank) OR status_rank < :r) AND {pinned}"
+            run_update = {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                    "UpdateExpression": "SET " + ", ".join(sets) + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {**names, "#bid": "batch_id"},
+                    "ExpressionAttributeValues": {
+                        **values,
+                        **({":bid": serialize(batch_id)} if batch_id else {}),
+                    },
+                }
+            }
+            extra = self._batch_end(view, status, now) if view is not None and batch_id else []
             try:
                 self._transact(run_update, self._event(workflow_id, payload, now), *extra)
                 return True
             except ClientError as exc:
-                failed = cancelled_by_condition(exc)
-                if not _only_batch_moved(failed, batch_count_at=3):
-                    return False
-        raise BatchConflict(batch_id or "", workflow_id)
+                cancelled_by_condition(exc)  # read again: ended already, or the batch moved
+        raise BatchConflict("", workflow_id)
+
+    def _batch_end(self, run: RunView, status: RunStatus, now: datetime) -> list[dict[str, Any]]:
+        """The batch's share of a run's end: the member's final status and the end counted (the
+        member is written now, and the run counted, when submit has not recorded it yet)."""
+        batch_id = run.batch_id or ""
+        batch = self.batch(batch_id)
+        member = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({s.PK: s.batch_pk(batch_id), s.SK: s.member_sk(run.workflow_id)}),
+            ConsistentRead=True,
+        ).get("Item")
+        if member is None:
+            return batch_transition_items(
+                self.table_name, run, status, batch, now=now, retention=self.retention
+            )
+        return [
+            batch_member_end(self.table_name, batch_id, run.workflow_id, status, now=now),
+            *batch_end_items(
+                self.table_name, batch_id, run.workflow_id, status, batch, now=now, retention=self.retention
+            ),
+        ]
 
     # -- batches ----------------------------------------------------------------------------------
 

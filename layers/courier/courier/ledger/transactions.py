@@ -34,6 +34,7 @@ from courier.ledger.records import (
     BatchView,
     EarlyFailurePayload,
     Payload,
+    RunView,
     payload_kind,
 )
 from courier.ledger.task_types import (
@@ -632,16 +633,17 @@ def batch_count_update(
 
 def batch_transition_items(
     table: str,
-    run: RunRecord,
+    run: RunRecord | RunView,
     status: RunStatus,
     batch: BatchView | None,
     *,
     now: datetime,
     retention: timedelta,
 ) -> list[dict[str, Any]]:
-    """What a run's first record (Submitted or Rejected) adds to its transaction when it belongs
-    to a batch: its member item (once) and the batch's counts; a Rejected run that is the
-    batch's last also adds the batch's digest event."""
+    """What a run's joining its batch adds to a transaction: its member item (once: whoever
+    writes it first, the run's record or its end, counts the run) and the batch's counts; a run
+    that joins ended (Rejected, or ended before submit recorded it) and is the batch's last also
+    adds the batch's digest event."""
     if not run.batch_id:
         return []
     items = [

@@ -1,0 +1,69 @@
+"""A sample sheet whose samples partly fail, through the local stack: one run per row, ONE digest
+(e-mail, and a Slack message that starts the batch's thread) naming the failed samples with their
+failing task and reason, no per-run end message, and the outputs table beside the sheet.
+
+Six rows, two of which fail (the done-when cohort has 24 rows and 3 failures; six keep the test
+within a minute on two shared cores: the path is the same)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from local.stack import LocalStack
+from tests.e2e.conftest import RUNS, Observer
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "e2e/batch/qc"
+FAILED = {"S2", "S5"}
+
+
+def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
+    stack: LocalStack, observer: Observer
+) -> None:
+    (sheet,) = stack.drop_folder(RUNS / "cohort_failures", PREFIX)
+    receipt = stack.wait_for(
+        lambda: (r := observer.receipt(sheet)) is not None and r["status"] == "Done" and r, timeout=60
+    )
+    assert receipt, observer.receipt(sheet)
+    assert receipt["counts"]["Submitted"] == 6
+
+    batch = stack.wait_for_batch(receipt["sheet_id"], timeout=120)
+    assert batch is not None, "the batch did not end"
+    assert (batch.expected, batch.runs, batch.ended) == (6, 6, 6)
+    assert dict(batch.counts) == {"Succeeded": 4, "Failed": 2}
+    stack.settle(timeout=10)
+
+    # ONE digest by e-mail; no run's own end message
+    digests = [e for e in stack.emails() if e.subject.startswith("Courier: Batch")]
+    assert len(digests) == 1, [e.subject for e in stack.emails()]
+    body = digests[0].body
+    assert digests[0].subject == "Courier: Batch ended: 2 of 6 not succeeded: cohort_qc"
+    assert "failed 2, succeeded 4 (runs 6)" in body
+    assert "cannot count bad-2: the sample is unreadable" in body or "cohort_qc.count" in body
+    assert f"courier rerun {batch.batch_id} --failed" in body
+    assert [e for e in stack.emails() if e.subject.startswith("Courier: Run")] == []
+
+    # ONE Slack message, the batch's thread
+    posts = [p for p in stack.slack_posts() if "Batch ended" in p.rendered()]
+    assert len(posts) == 1
+    assert "S2" in posts[0].rendered()
+    stored = stack.wait_for_batch(batch.batch_id, timeout=5)
+    assert stored is not None
+
+    # the outputs table: one row per sample, one column per output
+    tsv = observer.s3.get_object(Bucket=observer.bucket, Key=f"{PREFIX}/outputs.tsv")["Body"].read()
+    rows = list(csv.DictReader(io.StringIO(tsv.decode()), delimiter="\t"))
+    assert [r["sample"] for r in rows] == ["S1", "S2", "S3", "S4", "S5", "S6"]
+    assert {r["sample"] for r in rows if r["status"] == "Failed"} == FAILED
+    assert next(r for r in rows if r["sample"] == "S3")["cohort_qc.summary"] == "counted sample-3"
+    assert next(r for r in rows if r["sample"] == "S3")["cohort_qc.reads_seen"] == "300"
+    document = json.loads(
+        observer.s3.get_object(Bucket=observer.bucket, Key=f"{PREFIX}/outputs.json")["Body"].read()
+    )
+    assert document["batch_id"] == batch.batch_id
+    assert len(document["samples"]) == 6
