@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 from local.stack.paths import ensure_import_paths
 
 FIXED = {"moto": 5000, "cromwell": 8000, "callback": 8001}
+#: Read by `courier --local` (the runs console) while the stack is up.
+STATE_FILE = Path(__file__).resolve().parents[2] / ".courier-local.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
     parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=STATE_FILE,
+        help=f"where `courier --local` finds the stack, removed on exit (default: {STATE_FILE.name})",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=0, help="with --drop: give up after this many seconds"
     )
     return parser
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")
     print("for Cromwell on AWS Batch, the functions' handlers in this process). Ctrl-C stops it.\n")
+    # A TERM (kill, a supervisor) ends the stack as Ctrl-C does: closed, its state file removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with LocalStack(options) as stack:
         callback = next((spec.url for spec in stack.provisioned.functions.values() if spec.url), "")
         print(f"  AWS_ENDPOINT_URL={stack.moto_url}")
@@ -94,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, url in stack.provisioned.email_queues.items():
             print(f"  e-mail inbox    {url}  ({name})")
         print(f"  Slack webhook   {stack.slack.webhook_url if stack.slack else '-'}")
+        args.state_file.write_text(json.dumps(stack.console_state(), indent=2) + "\n", encoding="utf-8")
+        print(f"  courier --local reads {args.state_file}")
         if args.write_env:
             args.write_env.write_text(json.dumps(stack.sam_env(), indent=2) + "\n", encoding="utf-8")
             print(f"  sam env file    {args.write_env}")
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 threading.Event().wait()
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)
+        finally:
+            args.state_file.unlink(missing_ok=True)
     return 0
 
 

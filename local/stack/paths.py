@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE_PATHS = ("layers/courier", "functions/submit", "functions/monitor", "functions/notify")
+CODE_PATHS = ("layers/courier", "functions/submit", "functions/monitor", "functions/notify", "cli")
 
 
 def ensure_import_paths() -> None:

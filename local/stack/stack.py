@@ -481,6 +481,18 @@ class LocalStack:
     def table_name(self) -> str:
         return next(iter(self.provisioned.tables.values()))
 
+    def console_state(self) -> dict[str, str]:
+        """What `courier --local` reads to find this stack (`make stack` writes it to
+        `.courier-local.json`): the AWS endpoint, region, ledger table, runs bucket, Cromwell."""
+        return {
+            "aws_endpoint_url": self.moto_url,
+            "region": self.options.region,
+            "table": self.table_name,
+            "bucket": self.runs_bucket,
+            "cromwell_url": self.cromwell_url,
+            "stack_name": self.options.stack_name,
+        }
+
     def put(self, key: str, body: bytes | str, *, label: str = "") -> str:
         """Upload one object to the runs bucket; the workflow id an inputs file there gets."""
         from courier.conventions import requested_workflow_id  # noqa: PLC0415

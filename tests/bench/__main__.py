@@ -41,6 +41,8 @@ class Sizes:
     lifecycle_tasks: int = 10
     concurrency: tuple[int, ...] = (1, 100, 1000)
     notify_tasks: int = 10_000
+    cli_runs: int = 10_000
+    cli_tasks: int = 10_000
     latency_repeats: int = 7
     sheet_rows: int = 1000
     sheet_paced_rows: int = 200
@@ -57,6 +59,8 @@ QUICK = Sizes(
     lifecycle_tasks=5,
     concurrency=(1, 100),
     notify_tasks=1000,
+    cli_runs=1000,
+    cli_tasks=1000,
     latency_repeats=3,
     sheet_rows=100,
     sheet_paced_rows=20,
@@ -100,6 +104,12 @@ def _notify(sizes: Sizes) -> dict[str, Any]:
     return notify_bench.measure(tasks=sizes.notify_tasks)
 
 
+def _cli(sizes: Sizes) -> dict[str, Any]:
+    from tests.bench import cli_bench
+
+    return cli_bench.measure(runs=sizes.cli_runs, tasks=sizes.cli_tasks)
+
+
 def _latency(sizes: Sizes) -> dict[str, Any]:
     from tests.bench import latency
 
@@ -137,6 +147,12 @@ BENCHMARKS: dict[str, Benchmark] = {
             "cromwell-calls", "Cromwell calls per workflow vs polling", _lifecycle, _render("lifecycle")
         ),
         Benchmark("notify", "Notify: report of a 10,000-task failed run", _notify, _render("notify_bench")),
+        Benchmark(
+            "cli",
+            "The courier command: runs over 10,000 runs, show of a 10,000-task run",
+            _cli,
+            _render("cli_bench"),
+        ),
         Benchmark("latency", "Latency", _latency, _render("latency")),
         Benchmark("sheets", "Sample sheets through the local stack", _sheets, _render("sheet_bench")),
         Benchmark("deploy-size", "Deployment size", _deploy_size, _render("deploy_size")),

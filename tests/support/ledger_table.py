@@ -1,6 +1,6 @@
 """The ledger table exactly as docs/ledger.md and template.yaml define it (keys, the sparse
-`active` GSI with its INCLUDE projection, TTL on `expires_at`, a NEW_AND_OLD_IMAGES stream), for
-moto-backed tests."""
+`active` GSI with its INCLUDE projection, the `runs` GSI, TTL on `expires_at`, a
+NEW_AND_OLD_IMAGES stream), for moto-backed tests."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def create_ledger_table(client: Any, name: str) -> None:
             {"AttributeName": s.SK, "AttributeType": "S"},
             {"AttributeName": s.ACTIVE_PK, "AttributeType": "S"},
             {"AttributeName": s.ACTIVE_SK, "AttributeType": "S"},
+            {"AttributeName": s.TYPE, "AttributeType": "S"},
+            {"AttributeName": s.RUNS_SK, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": s.PK, "KeyType": "HASH"},
@@ -33,7 +35,15 @@ def create_ledger_table(client: Any, name: str) -> None:
                     {"AttributeName": s.ACTIVE_SK, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ACTIVE_PROJECTION},
-            }
+            },
+            {
+                "IndexName": s.RUNS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": s.TYPE, "KeyType": "HASH"},
+                    {"AttributeName": s.RUNS_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(s.RUNS_PROJECTION)},
+            },
         ],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         SSESpecification={"Enabled": True},

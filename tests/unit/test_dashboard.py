@@ -42,6 +42,10 @@ NOTIFY_DELIVERY_METRICS = {
 FAMILIES: dict[str, set[str]] = {
     # submit: the handler's outcome (SubmitOutcome.status of submit.service)
     "Runs{outcome.status}": {RunStatus.SUBMITTED.value, RunStatus.REJECTED.value, "Duplicate"},
+    # submit.sheet_entry: a sample sheet's outcome (SheetOutcome.status of submit.sheet_service)
+    "Sheets{outcome.status}": {"Queued", "Rejected", "Duplicate", "Ignored"},
+    # submit.rows: a sheet row's outcome (a SubmitOutcome status, or a row handled before)
+    "Rows{status}": {RunStatus.SUBMITTED.value, RunStatus.REJECTED.value, "Duplicate"},
     # monitor.ending: a run's terminal status
     "Runs{status.value}": {s.value for s in RunStatus if s.terminal},
     "Tasks_{status}": {s.value for s in TaskStatus},

@@ -10,7 +10,20 @@ from typing import Any
 
 import pytest
 
-from courier.ledger.schema import ACTIVE_INDEX, ACTIVE_PK, ACTIVE_SK, ITEM_EVENT, PK, SK, TTL_ATTR, TYPE
+from courier.ledger.schema import (
+    ACTIVE_INDEX,
+    ACTIVE_PK,
+    ACTIVE_SK,
+    ITEM_EVENT,
+    PK,
+    RUNS_INDEX,
+    RUNS_PROJECTION,
+    RUNS_SK,
+    SK,
+    TASK_COUNT_PREFIX,
+    TTL_ATTR,
+    TYPE,
+)
 from local.stack.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,8 +280,16 @@ def test_ledger_table_matches_the_schema(resources: dict[str, Any]) -> None:
         {"AttributeName": SK, "KeyType": "RANGE"},
     ]
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert types == {PK: "S", SK: "S", ACTIVE_PK: "S", ACTIVE_SK: "S"}
-    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert types == {PK: "S", SK: "S", ACTIVE_PK: "S", ACTIVE_SK: "S", TYPE: "S", RUNS_SK: "S"}
+    gsi, runs = props["GlobalSecondaryIndexes"]
+    assert runs["IndexName"] == RUNS_INDEX
+    assert runs["KeySchema"] == [
+        {"AttributeName": TYPE, "KeyType": "HASH"},
+        {"AttributeName": RUNS_SK, "KeyType": "RANGE"},
+    ]
+    assert runs["Projection"]["ProjectionType"] == "INCLUDE"
+    assert tuple(runs["Projection"]["NonKeyAttributes"]) == RUNS_PROJECTION
+    assert not [a for a in RUNS_PROJECTION if a.startswith(TASK_COUNT_PREFIX)]  # no write per task event
     assert gsi["IndexName"] == ACTIVE_INDEX
     assert gsi["KeySchema"] == [
         {"AttributeName": ACTIVE_PK, "KeyType": "HASH"},

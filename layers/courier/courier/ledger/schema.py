@@ -18,6 +18,25 @@ ACTIVE_PK: Final = "active_pk"
 ACTIVE_SK: Final = "active_sk"
 ACTIVE_PARTITION: Final = "ACTIVE"
 
+#: Index of every run by submission time (`type` = run, `submitted_at`): the runs console's list.
+#: Only run items carry both keys, so tasks and events never enter it. It projects the fields a
+#: list shows that change a few times in a run's life, never the task counts, so the monitor's
+#: per-task updates of the run item do not write to it.
+RUNS_INDEX: Final = "runs"
+RUNS_SK: Final = "submitted_at"
+RUNS_PROJECTION: Final = (
+    "workflow_id",
+    "workflow_name",
+    "status",
+    "origin",
+    "source_bucket",
+    "inputs_key",
+    "run_folder",
+    "requester",
+    "started_at",
+    "ended_at",
+)
+
 RUN_SK: Final = "RUN"
 TASK_SK_PREFIX: Final = "TASK#"
 EVENT_SK_PREFIX: Final = "EVENT#"
