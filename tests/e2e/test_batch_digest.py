@@ -1,6 +1,8 @@
 """A sample sheet whose samples partly fail, through the local stack: one run per row, ONE digest
 (e-mail, and a Slack message that starts the batch's thread) naming the failed samples with their
-failing task and reason, no per-run end message, and the outputs table beside the sheet.
+failing task and reason, no per-run end message, and the outputs table beside the sheet. Then the
+workflow's bug fixed and `rerun.json` dropped: one new run per failed sample, its first task a
+call-cache hit, and one digest of the re-run saying what it recovered.
 
 Six rows, two of which fail (the done-when cohort has 24 rows and 3 failures; six keep the test
 within a minute on two shared cores: the path is the same)."""
@@ -12,14 +14,28 @@ import io
 import json
 
 import pytest
+import requests
 
-from local.stack import LocalStack
+from local.stack import LocalStack, LocalStackOptions
 from tests.e2e.conftest import RUNS, Observer
 
 pytestmark = pytest.mark.e2e
 
 PREFIX = "e2e/batch/qc"
 FAILED = {"S2", "S5"}
+
+
+@pytest.fixture(scope="module")
+def stack_options() -> LocalStackOptions:
+    """Call caching on, as `make stack` runs it: the re-run reuses the calls that succeeded."""
+    return LocalStackOptions(step_seconds=0.0, call_caching=True)
+
+
+def cache_hits(stack: LocalStack, workflow_id: str) -> dict[str, bool]:
+    url = f"{stack.cromwell_url}/api/workflows/v1/{workflow_id}/metadata"
+    answer = requests.get(url, params={"includeKey": ["callCaching"]}, timeout=10)
+    answer.raise_for_status()
+    return {call: entries[0]["callCaching"]["hit"] for call, entries in answer.json()["calls"].items()}
 
 
 def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
@@ -67,3 +83,36 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
     )
     assert document["batch_id"] == batch.batch_id
     assert len(document["samples"]) == 6
+
+    # the bug fixed, the failures re-run: rerun.json beside the sheet, as `courier rerun` writes it
+    stack.put(f"{PREFIX}/main.wdl", (RUNS / "cohort_failures_fix" / "main.wdl").read_text(encoding="utf-8"))
+    stack.put(f"{PREFIX}/rerun.json", json.dumps({"batch": batch.batch_id, "failed_only": True}))
+    rerun = stack.wait_for(lambda: observer.receipt(f"{PREFIX}/rerun.json"), timeout=60)
+    assert rerun, "no receipt for rerun.json"
+    assert rerun["status"] == "Submitted", rerun
+    assert sorted(r["sample"] for r in rerun["runs"]) == sorted(FAILED)
+    assert {r["status"] for r in rerun["runs"]} == {"Submitted"}
+    replaced = {r["replaces"] for r in rerun["runs"]}
+    assert replaced == {r["workflow_id"] for r in rows if r["status"] == "Failed"}
+
+    again = stack.wait_for_batch(rerun["batch_id"], timeout=120)
+    assert again is not None, "the re-run did not end"
+    assert (again.kind, again.rerun_of, again.expected, dict(again.counts)) == (
+        "rerun",
+        batch.batch_id,
+        2,
+        {"Succeeded": 2},
+    )
+    stack.settle(timeout=10)
+    for line in rerun["runs"]:
+        assert cache_hits(stack, line["workflow_id"]) == {"cohort_qc.prepare": True, "cohort_qc.count": False}
+        run = observer.run(line["workflow_id"])
+        assert run["labels"]["courier-rerun-of"] == line["replaces"]
+        assert run["batch_id"] == rerun["batch_id"]
+
+    # one digest of the re-run: what it recovered
+    redigests = [e for e in stack.emails() if e.subject.startswith("Courier: Re-run")]
+    assert len(redigests) == 1, [e.subject for e in stack.emails()]
+    assert redigests[0].subject == "Courier: Re-run succeeded: cohort_qc"
+    assert f"This re-run of batch {batch.batch_id} recovered 2 of 2 sample(s)." in redigests[0].body
+    assert len([e for e in stack.emails() if e.subject.startswith("Courier: Batch")]) == 1

@@ -1,6 +1,7 @@
 """A batch's outputs table, written beside its sheet when the batch ends: `outputs.tsv` (one row
 per sample, one column per workflow output, s3:// URIs or values) and `outputs.json` (the same
-rows as JSON). A cell a spreadsheet would run as a formula is written with a leading single quote.
+rows as JSON); a re-run's are `rerun.outputs.tsv` and `rerun.outputs.json` beside its rerun.json.
+A cell a spreadsheet would run as a formula is written with a leading single quote.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def write_outputs(digest: BatchDigest, sink: OutputsSink) -> str | None:
     if not batch.bucket:
         return None
     columns, rows = outputs_rows(digest.samples)
-    folder = batch.folder or ""
+    # a re-run's table is its own (rerun.outputs.tsv): the batch's table it re-runs stays whole
+    folder = (batch.folder or "") + ("rerun." if digest.is_rerun else "")
     tsv = outputs_tsv(columns, rows)
     sink.put_text(batch.bucket, folder + OUTPUTS_TSV, tsv, content_type="text/tab-separated-values")
     document = outputs_json(digest, columns, rows)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from courier.conventions import LABEL_RERUN_OF
+from courier.conventions import LABEL_RERUN_OF, RERUN_NAME
 from courier.ledger.records import (
     BatchEndedPayload,
     BatchMember,
@@ -25,7 +25,6 @@ from notify.summary import CostEstimate, FailedTask, RunSummary
 
 #: Samples read in full for one digest (each is a run's end summary); the counts cover them all.
 MAX_DIGEST_SAMPLES = 1000
-RERUN_FILE = "rerun.json"
 
 
 class BatchReads(Protocol):
@@ -126,7 +125,7 @@ class BatchDigest:
         """Where the `rerun.json` that re-runs the failures goes (the batch's run folder)."""
         if self.all_succeeded or not self.batch.bucket:
             return None
-        return f"s3://{self.batch.bucket}/{self.batch.folder or ''}{RERUN_FILE}"
+        return f"s3://{self.batch.bucket}/{self.batch.folder or ''}{RERUN_NAME}"
 
     def rerun_commands(self) -> tuple[str, ...]:
         """How to re-run the failures: the `courier` command, and the same request through S3."""

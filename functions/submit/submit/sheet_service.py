@@ -261,6 +261,13 @@ class SheetService:
             return SheetOutcome("Rejected", sheet_id, reasons=tuple(findings.reasons))
         return SheetOutcome("Queued", sheet_id, queued=len(rows) - len(refused), refused=len(refused))
 
+    def read_rows(
+        self, upload: Upload, findings: Findings
+    ) -> tuple[Any, dict[str, Any] | None, Sheet | None]:
+        """The folder's workflow, the common values and the sheet read against them (a re-run
+        reads a sheet's rows again through this)."""
+        return self._read(upload, findings)
+
     def _read(self, upload: Upload, findings: Findings) -> tuple[Any, dict[str, Any] | None, Sheet | None]:
         """The folder's workflow, the common values and the sheet read against them. A sheet
         whose required inputs are neither columns nor in a (not yet uploaded) inputs.json waits a

@@ -25,6 +25,10 @@ LABEL_INPUTS_KEY = "courier-inputs-key"
 LABEL_SOURCE_BUCKET = "courier-bucket"
 LABEL_PROJECT = "project"
 LABEL_SLACK_CHANNEL = "courier-slack-channel"
+#: The file that asks for a re-run of a batch's failures (or of one run), dropped in the runs bucket.
+RERUN_NAME = "rerun.json"
+#: The workflow options a re-run sets: Cromwell's call caching, read and write (docs/call-caching.md).
+RERUN_OPTIONS = {"read_from_cache": True, "write_to_cache": True}
 #: On a re-run's runs: the workflow id of the run each replaces.
 LABEL_RERUN_OF = "courier-rerun-of"
 
