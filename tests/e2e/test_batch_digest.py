@@ -18,6 +18,7 @@ import requests
 
 from local.stack import LocalStack, LocalStackOptions
 from tests.e2e.conftest import RUNS, Observer
+from tests.e2e.test_cli import Courier
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +32,14 @@ def stack_options() -> LocalStackOptions:
     return LocalStackOptions(step_seconds=0.0, call_caching=True)
 
 
+@pytest.fixture(scope="module")
+def cli(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Courier:
+    """`courier --local` against the module's stack."""
+    state = tmp_path_factory.mktemp("state") / ".courier-local.json"
+    state.write_text(json.dumps(stack.console_state()), encoding="utf-8")
+    return Courier(state)
+
+
 def cache_hits(stack: LocalStack, workflow_id: str) -> dict[str, bool]:
     url = f"{stack.cromwell_url}/api/workflows/v1/{workflow_id}/metadata"
     answer = requests.get(url, params={"includeKey": ["callCaching"]}, timeout=10)
@@ -39,7 +48,7 @@ def cache_hits(stack: LocalStack, workflow_id: str) -> dict[str, bool]:
 
 
 def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
-    stack: LocalStack, observer: Observer
+    stack: LocalStack, observer: Observer, cli: Courier
 ) -> None:
     (sheet,) = stack.drop_folder(RUNS / "cohort_failures", PREFIX)
     receipt = stack.wait_for(
@@ -84,12 +93,11 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
     assert document["batch_id"] == batch.batch_id
     assert len(document["samples"]) == 6
 
-    # the bug fixed, the failures re-run: rerun.json beside the sheet, as `courier rerun` writes it
+    # the bug fixed, the failures re-run: `courier rerun --failed` writes rerun.json beside the sheet
     stack.put(f"{PREFIX}/main.wdl", (RUNS / "cohort_failures_fix" / "main.wdl").read_text(encoding="utf-8"))
-    stack.put(f"{PREFIX}/rerun.json", json.dumps({"batch": batch.batch_id, "failed_only": True}))
-    rerun = stack.wait_for(lambda: observer.receipt(f"{PREFIX}/rerun.json"), timeout=60)
-    assert rerun, "no receipt for rerun.json"
+    rerun = cli.json("rerun", batch.batch_id, "--failed")
     assert rerun["status"] == "Submitted", rerun
+    assert rerun["rerun"] == f"s3://{observer.bucket}/{PREFIX}/rerun.json"
     assert sorted(r["sample"] for r in rerun["runs"]) == sorted(FAILED)
     assert {r["status"] for r in rerun["runs"]} == {"Submitted"}
     replaced = {r["replaces"] for r in rerun["runs"]}

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from courier.conventions import rerun_document
 from courier.ledger.records import BatchMember, BatchOpening, BatchView, RunView
 from courier.models import RunStatus
 from submit.folder import Findings
 from submit.receipt import Receipt
-from submit.rerun import RerunService, Verdicts, parse_rerun
+from submit.rerun import RerunRequest, RerunService, Verdicts, parse_rerun
 from submit.service import FolderSource, Membership, SubmitOutcome
 from submit.upload import Upload
 
@@ -45,10 +46,14 @@ def test_a_bad_rerun_json_is_refused_with_its_reason(body: bytes, reason: str) -
     assert any(reason in r for r in findings.reasons), findings.reasons
 
 
-def test_failed_only_is_the_default() -> None:
+def test_every_run_unless_failed_only_and_the_document_courier_rerun_writes() -> None:
     request = parse_rerun("rerun.json", b'{"batch": "a"}', Findings())
     assert request is not None
-    assert (request.batch, request.run, request.failed_only) == ("a", None, True)
+    assert (request.batch, request.run, request.failed_only) == ("a", None, False)
+    written = rerun_document(run="w1", failed_only=True).encode()
+    assert parse_rerun("rerun.json", written, Findings()) == RerunRequest(
+        batch=None, run="w1", failed_only=True
+    )
 
 
 def member(i: int, status: RunStatus) -> BatchMember:
@@ -180,7 +185,7 @@ UPLOAD = Upload("lab", "cohort/rerun.json", "v1", None, None, "alice", None)
 
 
 def test_the_failed_runs_of_a_batch_are_started_again_with_their_rows_inputs() -> None:
-    rerun, book, files, submitted = service({"batch": BATCH})
+    rerun, book, files, submitted = service({"batch": BATCH, "failed_only": True})
     outcome = rerun.handle(UPLOAD)
     assert outcome.status == "Submitted"
     assert [c["key"] for c in submitted.calls] == ["cohort/samples.tsv:line-3", "cohort/samples.tsv:line-4"]
@@ -207,8 +212,8 @@ def test_the_failed_runs_of_a_batch_are_started_again_with_their_rows_inputs() -
 
 
 def test_a_redelivered_rerun_json_gives_the_same_runs() -> None:
-    first, _, _, one = service({"batch": BATCH})
-    again, _, _, two = service({"batch": BATCH})
+    first, _, _, one = service({"batch": BATCH, "failed_only": True})
+    again, _, _, two = service({"batch": BATCH, "failed_only": True})
     assert first.handle(UPLOAD).batch_id == again.handle(UPLOAD).batch_id
     assert [c["workflow_id"] for c in one.calls] == [c["workflow_id"] for c in two.calls]
     assert len({c["workflow_id"] for c in one.calls} | {wf(1), wf(2)}) == 4  # new ids, not the replaced ones
@@ -218,7 +223,7 @@ def test_every_run_when_not_failed_only_and_one_run_by_its_id() -> None:
     rerun, _, _, submitted = service({"batch": BATCH, "failed_only": False})
     rerun.handle(UPLOAD)
     assert len(submitted.calls) == 3
-    rerun, _, _, submitted = service({"run": wf(1)})
+    rerun, _, _, submitted = service({"run": wf(1), "failed_only": True})
     rerun.handle(UPLOAD)
     assert [c["member"].rerun_of for c in submitted.calls] == [wf(1)]
 
@@ -229,7 +234,7 @@ def test_every_run_when_not_failed_only_and_one_run_by_its_id() -> None:
         ({"batch": "nope"}, Reads(), "Rejected", "no batch nope"),
         ({"batch": BATCH}, Reads(ended=False), "Rejected", "has not ended"),
         ({"run": wf(9)}, Reads(), "Rejected", "no run"),
-        ({"batch": BATCH}, Reads(statuses=(RunStatus.SUCCEEDED,)), "Nothing", "nothing to re-run"),
+        ({"batch": BATCH, "failed_only": True}, Reads(statuses=(RunStatus.SUCCEEDED,)), "Nothing", "nothing"),
     ],
 )
 def test_nothing_is_submitted_when_there_is_nothing_to_rerun(

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from courier.conventions import LABEL_RERUN_OF, RERUN_NAME
+from courier.conventions import LABEL_RERUN_OF, RERUN_NAME, rerun_document
 from courier.ledger.records import (
     BatchEndedPayload,
     BatchMember,
@@ -132,7 +132,7 @@ class BatchDigest:
         target = self.rerun_file()
         if target is None:
             return ()
-        document = f'{{"batch": "{self.batch.batch_id}", "failed_only": true}}'
+        document = rerun_document(batch=self.batch.batch_id, failed_only=True)
         return (
             f"courier rerun {self.batch.batch_id} --failed",
             f"echo '{document}' | aws s3 cp - {target}",

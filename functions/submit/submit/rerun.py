@@ -62,12 +62,12 @@ class SheetRows(Protocol):
 class RerunRequest:
     batch: str | None
     run: str | None
-    failed_only: bool = True
+    failed_only: bool = False
 
 
 def parse_rerun(name: str, body: bytes, findings: Findings) -> RerunRequest | None:
     """rerun.json: {"batch": "<id>"} or {"run": "<workflow id>"}, optional {"failed_only": bool}
-    (true by default: the runs that did not succeed)."""
+    (false by default: every run of the batch; true: the runs that did not succeed)."""
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -90,7 +90,7 @@ def parse_rerun(name: str, body: bytes, findings: Findings) -> RerunRequest | No
     for key, value in (("batch", batch), ("run", run)):
         if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 100):
             findings.refuse(f"{name}: '{key}' must be an id (a string of at most 100 characters)")
-    failed_only = document.get("failed_only", True)
+    failed_only = document.get("failed_only", False)
     if not isinstance(failed_only, bool):
         findings.refuse(f"{name}: 'failed_only' must be true or false")
     if findings.reasons:

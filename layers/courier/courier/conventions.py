@@ -3,6 +3,7 @@ script prefix that carries a workflow id, Cromwell's task-id tag, and Courier's 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ LABEL_PROJECT = "project"
 LABEL_SLACK_CHANNEL = "courier-slack-channel"
 #: The file that asks for a re-run of a batch's failures (or of one run), dropped in the runs bucket.
 RERUN_NAME = "rerun.json"
+
+
+def rerun_document(*, batch: str | None = None, run: str | None = None, failed_only: bool = False) -> str:
+    """The rerun.json that asks for a re-run of a batch (or of one run): what `courier rerun`
+    writes and what the digest tells to write by hand; submit reads it back."""
+    target = {"batch": batch} if batch is not None else {"run": run}
+    return json.dumps({**target, "failed_only": failed_only})
+
+
 #: The workflow options a re-run sets: Cromwell's call caching, read and write (docs/call-caching.md).
 RERUN_OPTIONS = {"read_from_cache": True, "write_to_cache": True}
 #: On a re-run's runs: the workflow id of the run each replaces.
