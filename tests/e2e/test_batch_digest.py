@@ -72,6 +72,9 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
     assert "cannot count bad-2: the sample is unreadable" in body or "cohort_qc.count" in body
     assert f"courier rerun {batch.batch_id} --failed" in body
     assert [e for e in stack.emails() if e.subject.startswith("Courier: Run")] == []
+    # the two early failures: one alert for the batch within the period (the other one named in
+    # it when it failed first, or in the digest)
+    assert len([e for e in stack.emails() if e.subject == "Courier: A task failed: cohort_qc"]) == 1
 
     # ONE Slack message, the batch's thread
     posts = [p for p in stack.slack_posts() if "Batch ended" in p.rendered()]

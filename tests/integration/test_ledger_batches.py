@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -13,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from courier.ledger import RunLedger, RunRecord
+from courier.ledger.deliveries import AlertGates, GateAnswer
 from courier.ledger.records import BatchEndedPayload, BatchOpening, EndedPayload
 from courier.ledger.schema import BATCH_KIND_SHEET
 from courier.ledger.views import RunViews
@@ -209,3 +211,26 @@ def test_the_last_run_recorded_after_its_end_sends_the_digest(client: Any) -> No
     batch = views.batch(BATCH)
     assert batch is not None
     assert (batch.runs, batch.ended) == (2, 2)
+
+
+T0 = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_one_alert_per_scope_per_period_and_the_opener_passes_again(client: Any) -> None:
+    clock = Clock()
+    gates = AlertGates(TABLE, client, period=timedelta(minutes=5), clock=clock)
+    assert gates.admit("BATCH#b#EARLY_FAILURE", "e1") == GateAnswer(True, None)
+    assert gates.admit("BATCH#b#EARLY_FAILURE", "e1") == GateAnswer(True, None)  # its retry
+    assert not gates.admit("BATCH#b#EARLY_FAILURE", "e2").passed
+    assert gates.admit("RUN#r#STUCK", "e2").passed  # another scope
+    clock.now = T0 + timedelta(minutes=6)
+    assert gates.admit("BATCH#b#EARLY_FAILURE", "e3") == GateAnswer(True, T0)
+    assert not gates.admit("BATCH#b#EARLY_FAILURE", "e4").passed

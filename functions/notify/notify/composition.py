@@ -7,10 +7,11 @@ container's, with the shared retry configuration of `courier.clients`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from courier import clients
-from courier.ledger.deliveries import DeliveryLedger
+from courier.ledger.deliveries import AlertGates, DeliveryLedger
 from courier.ledger.views import RunViews
 from courier.settings import load_settings
 from courier.storage import ObjectStore
@@ -25,6 +26,7 @@ from notify.adapters import (
 from notify.batch_delivery import BatchDigests
 from notify.delivery import Notifier, NotifyOptions
 from notify.digest import DigestBuilder
+from notify.grouping import AlertGrouping
 from notify.settings import NotifySettings
 from notify.summary import Prices, SummaryBuilder, SummaryOptions
 
@@ -76,10 +78,15 @@ def compose(
         slack = slack_poster
     views = RunViews(config.table_name, table)
     digests = BatchDigests(DigestBuilder(views, summaries), ObjectStore(s3 or clients.s3()))
+    grouping = None
+    if config.alert_group_seconds:
+        gates = AlertGates(config.table_name, table, period=timedelta(seconds=config.alert_group_seconds))
+        grouping = AlertGrouping(gates, views)
     return Notifier(
         DeliveryLedger(config.table_name, table),
         summaries,
         digests=digests,
+        grouping=grouping,
         sns=SnsPublisher(sns or clients.aws("sns"), config.topic_arn),
         slack=slack,
         options=NotifyOptions(region=config.console_region, notify_submitted=config.notify_submitted),

@@ -23,6 +23,7 @@ from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
 from notify.batch_delivery import left_to_digest, post_digest
 from notify.digest import BatchDigest
+from notify.grouping import AlertGrouping
 from notify.render_digest import render_digest_email
 from notify.render_email import EmailMessage, render_email
 from notify.render_slack import render_slack
@@ -99,7 +100,9 @@ class Notifier:
         options: NotifyOptions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         digests: Digests | None = None,
+        grouping: AlertGrouping | None = None,
     ) -> None:
+        self.grouping = grouping
         self.ledger = ledger
         self.summaries = summaries
         self.digests = digests
@@ -130,10 +133,11 @@ class Notifier:
             return outcome
 
         summary = self._build(event)
-        if isinstance(summary, RunSummary) and left_to_digest(event, summary.run):
-            outcome.reason = "the batch's digest reports this run's end (courier_notify)"
-            return outcome  # a run whose batch was recorded after its end
         now = self.clock()
+        held = self._held_back(event, summary, now)
+        if held:
+            outcome.reason = held
+            return outcome
         lease_until = now + self.options.max_lease
         if deadline is not None:
             lease_until = min(lease_until, deadline + timedelta(seconds=5))
@@ -176,6 +180,17 @@ class Notifier:
             return "the batch's digest reports this run's end (courier_notify)"
         if event.kind is NotificationKind.BATCH_ENDED and self.digests is None:
             return "batch digests are not configured"
+        return ""
+
+    def _held_back(self, event: OutboxEvent, summary: RunSummary | BatchDigest, now: datetime) -> str:
+        """Why a built message is not sent ('' when it is): a batch run's end told by the digest
+        (its batch recorded after its end), or an alert grouped with one sent within the period."""
+        if not isinstance(summary, RunSummary):
+            return ""
+        if left_to_digest(event, summary.run):
+            return "the batch's digest reports this run's end (courier_notify)"
+        if self.grouping is not None and not self.grouping.admit(event, summary, now):
+            return "grouped: an alert of the same batch, run or queue went out within the period"
         return ""
 
     def _build(self, event: OutboxEvent) -> RunSummary | BatchDigest:

@@ -247,6 +247,8 @@ class RunSummary:
     cost: CostEstimate | None = None
     alert: Alert | None = None
     reasons: list[str] = field(default_factory=list)
+    #: What a grouped alert stands for (`notify.grouping`): other samples failed, jobs waiting.
+    group_note: str | None = None
 
     @property
     def status(self) -> RunStatus | None:
