@@ -16,6 +16,7 @@ import json
 import pytest
 import requests
 
+from courier.conventions import rows_receipt_key
 from local.stack import LocalStack, LocalStackOptions
 from tests.e2e.conftest import RUNS, Observer
 from tests.e2e.test_cli import Courier
@@ -56,6 +57,9 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
     )
     assert receipt, observer.receipt(sheet)
     assert receipt["counts"]["Submitted"] == 6
+    table = observer.s3.get_object(Bucket=observer.bucket, Key=rows_receipt_key(sheet))["Body"].read()
+    lines = list(csv.DictReader(io.StringIO(table.decode()), delimiter="\t"))
+    assert [(r["sample"], r["status"]) for r in lines] == [(f"S{i}", "Submitted") for i in range(1, 7)]
 
     batch = stack.wait_for_batch(receipt["sheet_id"], timeout=120)
     assert batch is not None, "the batch did not end"
