@@ -68,7 +68,9 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
     stack.settle(timeout=10)
 
     # ONE digest by e-mail; no run's own end message
-    digests = [e for e in stack.emails() if e.subject.startswith("Courier: Batch")]
+    digests = stack.wait_for(
+        lambda: [e for e in stack.emails() if e.subject.startswith("Courier: Batch")], timeout=30
+    )
     assert len(digests) == 1, [e.subject for e in stack.emails()]
     body = digests[0].body
     assert digests[0].subject == "Courier: Batch ended: 2 of 6 not succeeded: cohort_qc"
@@ -81,7 +83,9 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
     assert len([e for e in stack.emails() if e.subject == "Courier: A task failed: cohort_qc"]) == 1
 
     # ONE Slack message, the batch's thread
-    posts = [p for p in stack.slack_posts() if "Batch ended" in p.rendered()]
+    posts = stack.wait_for(
+        lambda: [p for p in stack.slack_posts() if "Batch ended" in p.rendered()], timeout=30
+    )
     assert len(posts) == 1
     assert "S2" in posts[0].rendered()
     stored = stack.wait_for_batch(batch.batch_id, timeout=5)
@@ -126,7 +130,9 @@ def test_a_sheet_with_failures_gives_one_digest_and_an_outputs_table(
         assert run["batch_id"] == rerun["batch_id"]
 
     # one digest of the re-run: what it recovered
-    redigests = [e for e in stack.emails() if e.subject.startswith("Courier: Re-run")]
+    redigests = stack.wait_for(
+        lambda: [e for e in stack.emails() if e.subject.startswith("Courier: Re-run")], timeout=30
+    )
     assert len(redigests) == 1, [e.subject for e in stack.emails()]
     assert redigests[0].subject == "Courier: Re-run succeeded: cohort_qc"
     assert f"This re-run of batch {batch.batch_id} recovered 2 of 2 sample(s)." in redigests[0].body

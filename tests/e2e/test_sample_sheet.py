@@ -54,7 +54,9 @@ def test_a_three_row_sheet_gives_three_runs(stack: LocalStack, observer: Observe
     stack.settle(timeout=10)
 
     # one digest, and each run's outputs in the outputs table: the common greeting and its own cells
-    (digest,) = [e for e in stack.emails() if e.subject.startswith("Courier: Batch")]
+    (digest,) = stack.wait_for(
+        lambda: [e for e in stack.emails() if e.subject.startswith("Courier: Batch")], timeout=30
+    )
     assert digest.subject == "Courier: Batch succeeded: cohort"
     body = observer.s3.get_object(Bucket=observer.bucket, Key=f"{PREFIX}/outputs.tsv")["Body"].read()
     outputs = list(csv.DictReader(io.StringIO(body.decode()), delimiter="\t"))

@@ -3,6 +3,8 @@ events and retried invocations never move a run backwards nor notify twice."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from courier.ledger._codec import (
     query_items,
     serialize,
     to_item,
+    transient_conflict,
 )
 from courier.ledger.records import (
     BatchOpening,
@@ -49,6 +52,8 @@ def utcnow() -> datetime:
 
 #: A run ending while others of its batch end too retries on the batch's newer count.
 _BATCH_CONFLICT_ATTEMPTS = 8
+#: Tries of one transaction cancelled by another one on the same items.
+_CONFLICT_ATTEMPTS = 8
 
 
 class BatchConflict(RuntimeError):
@@ -89,11 +94,13 @@ class RunLedger:
         *,
         retention_days: int = 90,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table_name = table_name
         self.client = client
         self.retention = timedelta(days=retention_days)
         self.clock = clock
+        self.sleep = sleep
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -174,7 +181,16 @@ class RunLedger:
         )
 
     def _transact(self, *items: dict[str, Any]) -> None:
-        self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+        """One transaction; a cancellation because another transaction held its items (two runs
+        of a batch ending together) is retried with jittered backoff, a condition failure raised."""
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+                return
+            except ClientError as exc:
+                if not transient_conflict(exc) or attempt == _CONFLICT_ATTEMPTS:
+                    raise
+                self.sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311 (jitter)
 
     def record_submitted(self, run: RunRecord) -> bool:
         """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
