@@ -8,7 +8,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-REQS := layers/courier/requirements.txt functions/submit/requirements.txt functions/notify/requirements.txt
+REQS := layers/courier/requirements.txt layers/tracing/requirements.txt functions/submit/requirements.txt functions/notify/requirements.txt
 
 .PHONY: help venv lint format typecheck validate build test test-unit test-integration test-e2e bench demo stack replay clean ci scan reliability
 

@@ -1,4 +1,4 @@
-"""Audit the project's Python dependencies with pip-audit: the three runtime requirements files
+"""Audit the project's Python dependencies with pip-audit: the four runtime requirements files
 (resolved with their transitive dependencies) and the dev group (as installed in the venv).
 
     python scripts/audit_deps.py --pip-audit .venv-scan/bin/pip-audit --venv .venv
@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = [
     "layers/courier/requirements.txt",
+    "layers/tracing/requirements.txt",
     "functions/submit/requirements.txt",
     "functions/notify/requirements.txt",
 ]

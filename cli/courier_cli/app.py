@@ -21,7 +21,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from courier import __version__
 from courier.costs import COST_ATTRIBUTES, CostEstimate
-from courier.cromwell import CromwellClient
 from courier.digest import RunDigest, digest
 from courier.ledger.listing import RunFilter
 from courier.ledger.records import RunView
@@ -55,7 +54,11 @@ class Failure(click.ClickException):
 
 
 class CourierGroup(click.Group):
-    """Turns every failure the user can act on into one line and exit status 2."""
+    """Turns every failure the user can act on into one line and exit status 2; lists the
+    commands in the order a run meets them (drop, runs, show, ...), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -121,16 +124,29 @@ def _fail(message: str) -> NoReturn:
     raise ConsoleError(message)
 
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of tables."
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts.")
+_RUN_HELP = (
+    "RUN is a workflow id or its first characters (at least 4), an inputs key"
+    " (runs/rnaseq/sampleA.inputs.json) or the s3:// URL of an inputs file."
 )
 
 
-@click.group(cls=CourierGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def naming_a_run(command: click.Command) -> click.Command:
+    """Says in the command's help how RUN names a run (put above `@cli.command()`)."""
+    command.help = f"{command.help or ''}\n\n{_RUN_HELP}".strip()
+    return command
+
+
+@click.group(
+    cls=CourierGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit status: 0 done; 1 a run was refused (drop) or did not succeed (watch); 2 the"
+    " command could not do what it was asked, said in one line. More: docs/cli.md.",
+)
 @click.option(
     "--stack", metavar="NAME", help="The CloudFormation stack of the deployment (or COURIER_STACK)."
 )
-@click.option("--local", is_flag=True, help="The local stack `make stack` keeps up.")
+@click.option("--local", is_flag=True, help="The local stack `make stack` runs (.courier-local.json).")
 @click.option("--region", metavar="REGION", help="AWS region of the stack (or AWS_REGION).")
 @click.option("--profile", metavar="PROFILE", help="AWS profile (or AWS_PROFILE).")
 @click.version_option(version=__version__, message="courier %(version)s")
@@ -138,8 +154,13 @@ json_option = click.option(
 def cli(ctx: click.Context, stack: str | None, local: bool, region: str | None, profile: str | None) -> None:
     """See and act on the runs of a Cromwell Courier deployment.
 
+    The deployment is --local, --stack NAME, or the environment: COURIER_STACK, or
+    COURIER_TABLE and COURIER_BUCKET (with COURIER_CROMWELL_URL, COURIER_CA_BUNDLE). When
+    Cromwell asks for a credential, it is read from the stack's CromwellAuthSecretArn secret
+    (or the one COURIER_CROMWELL_AUTH_SECRET names).
+
     Runs are named by workflow id (or its first characters), by inputs key
-    (runs/rnaseq/sampleA.inputs.json) or by s3:// URL.
+    (runs/rnaseq/sampleA.inputs.json) or by s3:// URL. `courier COMMAND --help` for each.
     """
     if isinstance(ctx.obj, Session):  # given by the caller (tests: a console, a connection)
         ctx.obj.location = replace(ctx.obj.location, stack=stack, local=local, region=region, profile=profile)
@@ -153,17 +174,25 @@ pass_session = click.make_pass_decorator(Session)
 # -- drop -----------------------------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="Upload a run folder and wait for each run's receipt.")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option(
     "--to", metavar="runs/NAME/", help="Key prefix in the runs bucket (default: runs/<folder name>/)."
 )
-@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for the receipts.")
+@click.option(
+    "--timeout",
+    default=180.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the receipts.",
+)
 @json_option
 @pass_session
 def drop(session: Session, folder: Path, to: str | None, timeout: float, as_json: bool) -> None:
-    """Upload a run folder (WDL first, inputs last) and wait for each run's receipt.
+    """Upload a run folder and wait for each run's receipt.
 
+    The WDL files go first, then options and labels, the inputs files last (each starts a
+    run), as the submit rules need. Prints Submitted or Rejected with every reason.
     Exit status 1 when a run was refused.
     """
     plan = plan_drop(folder, to)
@@ -253,11 +282,20 @@ def parse_statuses(values: Sequence[str]) -> tuple[RunStatus, ...]:
 @cli.command()
 @click.option("--folder", metavar="PREFIX", help="Only runs of this run folder (or folders under it).")
 @click.option(
-    "--status", "statuses", multiple=True, metavar="STATUS", help="Only runs in this status (repeatable)."
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="Only runs in this status: " + ", ".join(status.value for status in RunStatus) + " (repeatable).",
 )
 @click.option("--since", metavar="AGE", help="Only runs submitted since: 30m, 12h, 7d, 2w or a date.")
 @click.option(
-    "--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="At most this many runs."
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    metavar="N",
+    help="At most this many runs.",
 )
 @click.option("--no-cost", is_flag=True, help="Leave out the cost estimate (reads no task).")
 @json_option
@@ -293,6 +331,7 @@ def runs(
 # -- show -----------------------------------------------------------------------------------------
 
 
+@naming_a_run
 @cli.command()
 @click.argument("run")
 @json_option
@@ -312,6 +351,7 @@ def show(session: Session, run: str, as_json: bool) -> None:
 # -- logs -----------------------------------------------------------------------------------------
 
 
+@naming_a_run
 @cli.command()
 @click.argument("run")
 @click.option("--call", metavar="CALL", help="The call (wf.task or task).")
@@ -333,7 +373,12 @@ def logs(
     every: bool,
     as_json: bool,
 ) -> None:
-    """Print a task's stderr or stdout (from S3, else CloudWatch)."""
+    """Print a task's stderr or stdout (from S3, else CloudWatch).
+
+    When the options select several tasks: the one that failed, or the last attempt of one shard;
+    otherwise name it with --call and --shard, or print them all with --all. The log's S3 path
+    comes from Cromwell's metadata (with Cromwell's credential when it asks for one).
+    """
     found = session.ledger.find(run)
     tasks = select_tasks(session.ledger.tasks(found.workflow_id), call=call, shard=shard, failed=failed)
     if not tasks:
@@ -360,10 +405,9 @@ def logs(
             names = sorted({t.label for t in tasks})
             shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
             _fail(f"{len(tasks)} tasks match: name one with --call/--shard (or --all): {shown}")
-    try:
-        cromwell: CromwellClient | None = session.conn.cromwell()
-    except ConsoleError:  # no Cromwell URL: the CloudWatch streams still answer
-        cromwell = None
+    # no Cromwell URL: the CloudWatch streams still answer; a CA bundle or credential that cannot
+    # be used is said, as for abort
+    cromwell = session.conn.cromwell() if session.conn.deployment.cromwell_url else None
     reader = LogReader(session.conn.client("s3"), session.conn.client("logs"), cromwell)
     stream = "stderr" if stderr else "stdout"
     found_logs = [reader.read(found.workflow_id, task, stream, tail) for task in tasks]
@@ -415,16 +459,25 @@ def _poll(session: Session, runs: Sequence[RunView]) -> list[tuple[RunView, RunD
     return out
 
 
+@naming_a_run
 @cli.command()
 @click.argument("target", metavar="RUN|FOLDER/")
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between looks at the ledger.")
-@click.option("--timeout", type=float, help="Give up after this many seconds (exit status 2).")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time between looks at the ledger.",
+)
+@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (exit status 2).")
 @json_option
 @pass_session
 def watch(session: Session, target: str, interval: float, timeout: float | None, as_json: bool) -> None:
     """Follow a run (or every run of a folder) until it ends.
 
-    Exit status 0 when every run succeeded, 1 when one failed or was aborted.
+    FOLDER/ is a run folder in the runs bucket (runs/rnaseq/, or an s3:// URL ending in /): every
+    run its receipts name. Exit status 0 when every run succeeded, 1 when one failed or was
+    aborted.
     """
     runs_ = _watched(session, target)
     deadline = time.monotonic() + timeout if timeout else None
@@ -461,12 +514,17 @@ def watch(session: Session, target: str, interval: float, timeout: float | None,
 # -- abort ----------------------------------------------------------------------------------------
 
 
+@naming_a_run
 @cli.command()
 @click.argument("run")
 @json_option
 @pass_session
 def abort(session: Session, run: str, as_json: bool) -> None:
-    """Ask Cromwell to abort a run."""
+    """Ask Cromwell to abort a run.
+
+    A run that has ended is refused. Cromwell is called through the deployment's URL, with its
+    CA bundle and, when it asks for one, the credential in the deployment's secret.
+    """
     found = session.ledger.find(run)
     if found.ended:
         _fail(
@@ -542,7 +600,8 @@ def rerun(session: Session, target: str, failed: bool, timeout: float, as_json: 
 # -- report ---------------------------------------------------------------------------------------
 
 
-@cli.command()
+@naming_a_run
+@cli.command(short_help="Write a run's report: one self-contained HTML page.")
 @click.argument("run")
 @click.option(
     "--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the page here."
@@ -550,7 +609,10 @@ def rerun(session: Session, target: str, failed: bool, timeout: float, as_json: 
 @json_option
 @pass_session
 def report(session: Session, run: str, html_file: Path | None, as_json: bool) -> None:
-    """Write a run's report: one self-contained HTML page (timeline, cost, failures, outputs)."""
+    """Write a run's report: one self-contained HTML page (timeline, cost, failures, outputs).
+
+    Written to --html FILE, else to <workflow name>-<id's first 8 characters>.report.html here.
+    """
     found = session.ledger.find(run)
     conn = session.conn
     page = render_report(

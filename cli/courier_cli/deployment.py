@@ -3,6 +3,11 @@
 From, in this order: `--local` (the state file `make stack` writes), `--stack NAME` (the
 CloudFormation stack's outputs and parameters), or the environment (`COURIER_STACK`, or
 `COURIER_TABLE` and `COURIER_BUCKET` with `COURIER_CROMWELL_URL` and `COURIER_CA_BUNDLE`).
+
+A Cromwell behind a proxy that asks for a credential is called with the one in the secret the
+functions read (the stack's `CromwellAuthSecretArn`, the local stack's state, or
+`COURIER_CROMWELL_AUTH_SECRET`, which overrides both), through the functions' own
+`SecretCredentials`: read when Cromwell is first called, read again once when it is refused.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -21,12 +26,15 @@ from botocore.exceptions import ClientError
 
 from courier.costs import Prices
 from courier.cromwell import CromwellClient
-from courier.secrets import SecretReader, parse_reference, write_ca_bundle
-from courier_cli.errors import ConsoleError
+from courier.cromwell_auth import credentials_from
+from courier.secrets import SecretError, SecretReader, parse_reference, write_ca_bundle
+from courier_cli.errors import AUTH_SECRET_ENV, ConsoleError
 
 #: The file `make stack` writes at the repository's root while the local stack is up.
 LOCAL_STATE_FILE: Final = ".courier-local.json"
 LOCAL_STATE_ENV: Final = "COURIER_LOCAL_STATE"
+#: The stack parameter the functions read Cromwell's credential from.
+AUTH_SECRET_PARAMETER: Final = "CromwellAuthSecretArn"  # noqa: S105  # nosec B105: a parameter name
 _LOCAL_CREDENTIALS: Final = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _CONFIG: Final = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
 
@@ -51,6 +59,8 @@ class Deployment:
     endpoint_url: str | None = None
     prices: Prices = field(default_factory=Prices)
     local: bool = False
+    #: The secret holding Cromwell's credential (its ARN or name); empty: Cromwell asks for none.
+    cromwell_auth_secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,7 @@ class Connection:
         self.session = session
         self._clients: dict[str, Any] = {}
         self._cromwell: CromwellClient | None = None
+        self._secrets: SecretReader | None = None
 
     @property
     def region(self) -> str:
@@ -85,15 +96,31 @@ class Connection:
             )
         return self._clients[service]
 
+    @property
+    def secrets(self) -> SecretReader:
+        """Reads the CA bundle and Cromwell's credential, as the functions do."""
+        if self._secrets is None:
+            self._secrets = SecretReader(
+                ssm_client=self.client("ssm"), secrets_client=self.client("secretsmanager")
+            )
+        return self._secrets
+
     def cromwell(self) -> CromwellClient:
-        """The Cromwell client the functions use (retries, TLS verified against the CA bundle)."""
+        """The Cromwell client the functions use (retries, TLS verified against the CA bundle, the
+        credential of the deployment's secret, read again once when Cromwell refuses it)."""
         if self._cromwell is None:
             url = self.deployment.cromwell_url
             if not url:
                 raise ConsoleError(
                     f"no Cromwell URL for {self.deployment.described_as}: set COURIER_CROMWELL_URL"
                 )
-            self._cromwell = CromwellClient(url, verify=self._verify(), max_attempts=2, backoff_max=2.0)
+            self._cromwell = CromwellClient(
+                url,
+                verify=self._verify(),
+                credentials=credentials_from(self.secrets, self.deployment.cromwell_auth_secret),
+                max_attempts=2,
+                backoff_max=2.0,
+            )
         return self._cromwell
 
     def _verify(self) -> bool | str:
@@ -106,10 +133,14 @@ class Connection:
                     f"the CA bundle {ref} is not a file nor an ssm:/ or secretsmanager: reference"
                 )
             return ref
-        reader = SecretReader(ssm_client=self.client("ssm"), secrets_client=self.client("secretsmanager"))
         try:
-            pem = reader.require(ref)
+            pem = self.secrets.require(ref)
             return write_ca_bundle(pem, tempfile.gettempdir())
+        except SecretError as exc:
+            raise ConsoleError(
+                f"cannot read Cromwell's CA bundle {ref}: {exc.reason}; check the stack's CromwellCaBundle"
+                " (or COURIER_CA_BUNDLE) and that you may read it (docs/cli.md, Permissions)"
+            ) from exc
         except ValueError as exc:
             raise ConsoleError(f"the CA bundle {ref} is not a PEM certificate: {exc}") from exc
 
@@ -125,11 +156,11 @@ def connect(where: Location) -> Connection:
             aws_secret_access_key=_LOCAL_CREDENTIALS["aws_secret_access_key"],
             region_name=deployment.region,
         )
-        return Connection(deployment, session)
+        return Connection(_with_auth_secret(deployment, env), session)
     session = boto3.session.Session(profile_name=where.profile or None, region_name=region)
     stack = where.stack or env.get("COURIER_STACK")
     if stack:
-        return Connection(_from_stack(stack, session), session)
+        return Connection(_with_auth_secret(_from_stack(stack, session), env), session)
     table, bucket = env.get("COURIER_TABLE"), env.get("COURIER_BUCKET")
     if table and bucket:
         deployment = Deployment(
@@ -141,11 +172,18 @@ def connect(where: Location) -> Connection:
             region=session.region_name,
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )
-        return Connection(deployment, session)
+        return Connection(_with_auth_secret(deployment, env), session)
     raise ConsoleError(
         "which deployment? pass --stack NAME (the CloudFormation stack), --local (for `make stack`),"
         " or set COURIER_STACK, or COURIER_TABLE and COURIER_BUCKET"
     )
+
+
+def _with_auth_secret(deployment: Deployment, env: Mapping[str, str]) -> Deployment:
+    """`COURIER_CROMWELL_AUTH_SECRET`, when set, names Cromwell's credential whatever the
+    deployment says (a copy of the secret that people may read, say)."""
+    named = env.get(AUTH_SECRET_ENV, "").strip()
+    return replace(deployment, cromwell_auth_secret=named) if named else deployment
 
 
 def _local(where: Location) -> Deployment:
@@ -165,6 +203,7 @@ def _local(where: Location) -> Deployment:
             region=str(state.get("region") or "us-east-1"),
             endpoint_url=str(state["aws_endpoint_url"]),
             local=True,
+            cromwell_auth_secret=str(state.get("cromwell_auth_secret") or ""),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConsoleError(f"{path} is not a local stack's state ({exc}): restart `make stack`") from exc
@@ -218,4 +257,5 @@ def _from_stack(name: str, session: boto3.session.Session) -> Deployment:
         ca_bundle=outputs.get("CromwellCaBundle") or parameters.get("CromwellCaBundle") or "",
         region=session.region_name,
         prices=Prices(**prices),
+        cromwell_auth_secret=parameters.get(AUTH_SECRET_PARAMETER, ""),
     )

@@ -23,7 +23,10 @@ from botocore.exceptions import (
 )
 
 from courier.cromwell import redact_url
-from courier.errors import CromwellError, CromwellNotFound, CromwellUnavailable
+from courier.errors import CromwellAuthError, CromwellError, CromwellNotFound, CromwellUnavailable
+
+#: Names the secret of Cromwell's credential, over what the deployment says (`deployment`).
+AUTH_SECRET_ENV: Final = "COURIER_CROMWELL_AUTH_SECRET"  # noqa: S105  # nosec B105: a variable name
 
 #: Exit status of a command that could not do what it was asked (bad input, nothing found).
 USAGE_EXIT: Final = 2
@@ -68,8 +71,10 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
         )
     if isinstance(exc, ClientError):
         return _client_error(exc)
+    where = redact_url(cromwell_url) if cromwell_url else "its URL"
+    if isinstance(exc, CromwellAuthError):
+        return _auth_error(exc, where)
     if isinstance(exc, CromwellUnavailable):
-        where = redact_url(cromwell_url) if cromwell_url else "its URL"
         return ConsoleError(
             f"Cromwell at {where} is unreachable ({exc.http_status or 'no answer'}): check that it is up"
             " and that this machine can reach it (VPN, security group)"
@@ -81,15 +86,38 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
     return None
 
 
-def _client_error(exc: ClientError) -> ConsoleError:
+def _auth_error(exc: CromwellAuthError, where: str) -> ConsoleError:
+    """Cromwell's credential refused, missing or unreadable: which secret, and what to check.
+    The messages name the secret, never its value."""
+    secret = exc.secret
+    if exc.http_status is None:  # the secret could not be read, or holds no credential
+        hint = (
+            "; reading it needs secretsmanager:GetSecretValue on it (docs/cli.md) or another --profile"
+            if "AccessDenied" in exc.message
+            else ""
+        )
+        return ConsoleError(exc.message.replace("Courier cannot", "cannot") + hint)
+    if not secret:
+        return ConsoleError(
+            f"Cromwell at {where} asks for a credential and none is configured: set"
+            f" {AUTH_SECRET_ENV} to the secret holding it (the stack's CromwellAuthSecretArn)"
+        )
+    return ConsoleError(
+        f"Cromwell at {where} refused the credential in the secret {secret}: check that the secret"
+        f" holds the credential Cromwell's proxy accepts now (docs/cli.md), or name another in"
+        f" {AUTH_SECRET_ENV}"
+    )
+
+
+def _client_error(exc: ClientError) -> ConsoleError:  # noqa: PLR0911 - one answer per kind
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     message = str(error.get("Message", "")) or code
     operation = exc.operation_name
     if code in _DENIED:
         return ConsoleError(
-            f"access denied ({operation}): your AWS identity may not read this deployment; ask for"
-            " the runs console's permissions (docs/cli.md) or use another --profile"
+            f"access denied ({operation}): your AWS identity lacks a permission the courier command"
+            " needs on this deployment; ask for them (docs/cli.md, Permissions) or use another --profile"
         )
     if code in _EXPIRED:
         return ConsoleError("the AWS credentials have expired: sign in again (`aws sso login`)")
@@ -97,6 +125,8 @@ def _client_error(exc: ClientError) -> ConsoleError:
         return ConsoleError(f"AWS does not accept these credentials ({code}): check AWS_PROFILE or the keys")
     if code == "ResourceNotFoundException":
         return ConsoleError(f"not found ({operation}): {message}; check --stack and --region")
-    if code in ("NoSuchBucket", "NoSuchKey", "404"):
-        return ConsoleError(f"not found in S3 ({operation}): {message}")
+    if code == "NoSuchBucket":
+        return ConsoleError(f"no such bucket ({operation}): check the s3:// URL, --stack and --region")
+    if code in ("NoSuchKey", "404"):
+        return ConsoleError(f"not found in S3 ({operation}): {message}; check the key or s3:// URL")
     return ConsoleError(f"AWS refused {operation}: {code}: {message}")

@@ -11,7 +11,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from courier.cromwell import CromwellClient
-from courier.errors import CromwellError
+from courier.errors import CromwellAuthError, CromwellError
 from courier.ledger.records import TaskView
 from courier.links import DEFAULT_LOG_GROUP, split_s3_uri
 from courier.models import TaskStatus
@@ -86,6 +86,8 @@ class LogReader:
             if self.cromwell is not None:
                 try:
                     metadata = self.cromwell.metadata(workflow_id, _METADATA_KEYS, expand_subworkflows=True)
+                except CromwellAuthError:
+                    raise  # a setting to fix, not a Cromwell out of reach: say so rather than fall back
                 except CromwellError as exc:
                     self.cromwell_error = str(exc)
                     metadata = {}

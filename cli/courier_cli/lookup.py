@@ -62,7 +62,10 @@ class Ledger:
         if _UUID.match(wanted):
             run = self.views.run(wanted)
             if run is None:
-                raise ConsoleError(f"no run {wanted} in the ledger of {self.conn.deployment.described_as}")
+                raise ConsoleError(
+                    f"no run {wanted} in the ledger of {self.conn.deployment.described_as}:"
+                    " check the id (`courier runs` lists the runs) or the deployment (--stack, --local)"
+                )
             return run
         if not _ID_PREFIX.match(wanted):
             raise ConsoleError(

@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, url in stack.provisioned.email_queues.items():
             print(f"  e-mail inbox    {url}  ({name})")
         print(f"  Slack webhook   {stack.slack.webhook_url if stack.slack else '-'}")
-        args.state_file.write_text(json.dumps(stack.console_state(), indent=2) + "\n", encoding="utf-8")
+        state = stack.console_state()
+        if "cromwell_auth_secret" in state:
+            print(f"  Cromwell's credential in the secret {state['cromwell_auth_secret']}")
+        args.state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         print(f"  courier --local reads {args.state_file}")
         if args.write_env:
             args.write_env.write_text(json.dumps(stack.sam_env(), indent=2) + "\n", encoding="utf-8")

@@ -483,8 +483,9 @@ class LocalStack:
 
     def console_state(self) -> dict[str, str]:
         """What `courier --local` reads to find this stack (`make stack` writes it to
-        `.courier-local.json`): the AWS endpoint, region, ledger table, runs bucket, Cromwell."""
-        return {
+        `.courier-local.json`): the AWS endpoint, region, ledger table, runs bucket, Cromwell, and
+        the ARN of the secret holding the credential Cromwell asks for (with `--cromwell-auth`)."""
+        state = {
             "aws_endpoint_url": self.moto_url,
             "region": self.options.region,
             "table": self.table_name,
@@ -492,6 +493,10 @@ class LocalStack:
             "cromwell_url": self.cromwell_url,
             "stack_name": self.options.stack_name,
         }
+        secret = str(self.parameters.get("CromwellAuthSecretArn") or "")
+        if secret:
+            state["cromwell_auth_secret"] = secret
+        return state
 
     def put(self, key: str, body: bytes | str, *, label: str = "") -> str:
         """Upload one object to the runs bucket; the workflow id an inputs file there gets."""

@@ -38,8 +38,9 @@ class Sizes:
     shards: int = 10_000
     stack_shards: int = 10_000
     reconciler_runs: int = 1000
-    lifecycle_tasks: int = 10
-    concurrency: tuple[int, ...] = (1, 100, 1000)
+    lifecycle_hours: tuple[int, ...] = (1, 10, 100)
+    lifecycle_tasks: tuple[int, ...] = (1, 10, 1000)
+    concurrency: tuple[int, ...] = (1, 1000)
     notify_tasks: int = 10_000
     cli_runs: int = 10_000
     cli_tasks: int = 10_000
@@ -56,8 +57,7 @@ QUICK = Sizes(
     shards=1000,
     stack_shards=200,
     reconciler_runs=200,
-    lifecycle_tasks=5,
-    concurrency=(1, 100),
+    concurrency=(1, 1000),
     notify_tasks=1000,
     cli_runs=1000,
     cli_tasks=1000,
@@ -95,7 +95,7 @@ def _monitor(sizes: Sizes) -> dict[str, Any]:
 def _lifecycle(sizes: Sizes) -> dict[str, Any]:
     from tests.bench import lifecycle
 
-    return lifecycle.measure(sizes.lifecycle_tasks, sizes.concurrency)
+    return lifecycle.measure(sizes.lifecycle_hours, sizes.lifecycle_tasks, sizes.concurrency)
 
 
 def _notify(sizes: Sizes) -> dict[str, Any]:
@@ -136,6 +136,20 @@ def _render(module: str) -> Callable[[dict[str, Any]], list[str]]:
         return lines
 
     return render
+
+
+#: benchmarks whose module has `targets(figures)`: lines of each figure beside its target
+_WITH_TARGETS = {"cold-start": "cold_start", "cromwell-calls": "lifecycle", "deploy-size": "deploy_size"}
+
+
+def _targets(name: str, figures: dict[str, Any]) -> list[str]:
+    module = _WITH_TARGETS.get(name)
+    if module is None:
+        return []
+    from importlib import import_module
+
+    lines: list[str] = import_module(f"tests.bench.{module}").targets(figures)
+    return lines
 
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -250,6 +264,8 @@ def run(
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         figures = bench.run(sizes)
         results[name] = figures
+        for line in _targets(name, figures):
+            print(f"[bench] {line}", file=sys.stderr, flush=True)
         sections[name] = section(
             bench, figures, command=command_for(name, quick, options), when=when, host=host
         )

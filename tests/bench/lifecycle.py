@@ -1,24 +1,38 @@
-"""Cromwell calls per tracked workflow over its life, against a client polling /status every 30 s,
-and Cromwell calls per reconciler sweep.
+"""Cromwell calls per tracked workflow over its whole life, and the time from Cromwell's end to the
+ENDED event, with and without Cromwell's callback.
 
 Every count is read from the request log of the Cromwell-compatible server
 (`local.cromwell_api.CromwellTestServer`) while the real code runs:
 
-* submit: the submit handler with its real adapters over moto S3/DynamoDB (`SubmitWorld`);
-* tasks: the monitor handler receives the Batch events of `tasks` sequential tasks (after each
-  task ends with no unfinished task left, it asks /status once);
-* the end: the last task's SUCCEEDED event finds the workflow Succeeded (status + outputs);
-* sweeps: the reconciler's sweep with `n` active runs, for the per-run share of its /query calls.
+* submit: the submit handler with its real adapters over moto S3/DynamoDB, once (`SubmitWorld`);
+* the life of one run (`simulate`), on a simulated clock, through the real monitor handler (Batch
+  events in SQS batches), the real reconciler (`Reconciler.sweep`, once a minute, the template's
+  default) and, with the callback, the real callback service; the ledger is the in-memory
+  DynamoDB of the tests. With 1,000 active runs, 999 others run beside it, each with one long
+  task, dropped in ten cohorts at random times in the 48 hours before.
 
-The hours table then scales the measured sweep share by the number of sweeps in the run's life
-(template default: one sweep every `ReconcileIntervalMinutes` = 5 minutes).
+A /query asking about k runs counts 1/k for each (a run's share); a call about one workflow counts
+1 for it. Sweep passes in which `AskPolicy.due_at` says no run is due are not simulated: such a pass
+reads the ledger and makes no Cromwell call (`tests/unit/test_monitor_asking.py`,
+`tests/integration/test_monitor_reconciler.py`).
+
+Cromwell's timing in the model (seeded random, per task and run): the first task is submitted
+30 s after the run; each next task 10 to 40 s after the previous one ended (at most a fifth of
+its slot, for runs of many short tasks); the run is terminal 5 to 40 s after its last task ended;
+the callback reaches the function 2 s after that. Sweep passes start at a random second of each
+minute.
 """
 
 from __future__ import annotations
 
+import heapq
+import random
+import statistics
 import uuid
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +41,22 @@ from moto import mock_aws
 
 from courier.cromwell import CromwellClient
 from courier.ledger import RunLedger, RunRecord
+from courier.models import RunStatus
 from local.cromwell_api import CromwellTestServer
 from monitor import batch_events as monitor_handler
-from monitor.composition import compose_batch_events, compose_reconciler
-from monitor.settings import MonitorSettings, ReconcilerSettings
+from monitor.asking import AskPolicy, RunClock
+from monitor.composition import compose_batch_events, compose_callback, compose_reconciler
+from monitor.ending import CallbackData, EndSource
+from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
 from tests.bench.memory_dynamodb import MemoryDynamoDB
 from tests.support.ledger_table import create_ledger_table
-from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, lifecycle, sqs_batch
+from tests.support.monitor_fixtures import T0, Ctx, FakeTags, Job, sqs_batch
 from tests.support.submit_fixtures import TABLE, make_world
 
 POLL_SECONDS = 30
-RECONCILE_MINUTES = 5  # template.yaml: ReconcileIntervalMinutes default
+COHORTS = 10  # the other active runs were dropped in this many batches
+TARGETS = {"without callback": 4, "with callback": 3}
+LATENCY_TARGET_S = 120  # without the callback
 HELLO = Path(__file__).resolve().parents[1] / "fixtures" / "wdl" / "hello"
 
 
@@ -45,123 +64,373 @@ def _client(server: CromwellTestServer) -> CromwellClient:
     return CromwellClient(server.url, max_attempts=1, timeout=(2, 5))
 
 
-def _ops(server: CromwellTestServer) -> Counter[str]:
-    return Counter(r.operation or "unmatched" for r in server.requests)
-
-
-def one_workflow(tasks: int = 10) -> dict[str, Any]:
-    """Submit one run, deliver the Batch events of its tasks, end it; Cromwell calls per phase."""
-    phases: dict[str, dict[str, int]] = {}
+def submit_calls() -> dict[str, int]:
+    """Cromwell calls of one submission through the real submit handler."""
     with mock_aws(), CromwellTestServer() as server:
         s3 = boto3.client("s3", region_name="us-east-1")
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_ledger_table(dynamodb, TABLE)
         world = make_world((s3, dynamodb), server)
         world.put("runs/hello/hello.wdl", (HELLO / "hello.wdl").read_bytes())
-        answer = world.invoke(world.put("runs/hello/inputs.json", (HELLO / "inputs.json").read_bytes()))
-        workflow_id = answer["workflow_id"]
-        phases["submit"] = dict(_ops(server))
-        server.reset_log()
-
-        server.backend.set_status(workflow_id, "Running")
-        cromwell = _client(server)
-        settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        service = compose_batch_events(settings, dynamodb=dynamodb, cromwell=cromwell, tags=FakeTags())
-        for n in range(tasks):
-            job = Job(f"hello.step{n}", workflow_id, root_name="hello")
-            if n == tasks - 1:
-                server.backend.set_outputs(workflow_id, {"hello.out": "s3://bucket/out.txt"})
-                phases["tasks"] = dict(_ops(server))
-                server.reset_log()
-                server.backend.set_status(workflow_id, "Succeeded")
-            events = lifecycle(job, start=T0 + timedelta(minutes=10 * n))
-            monitor_handler.lambda_handler(sqs_batch(events), Ctx(), service=service)
-        phases["end"] = dict(_ops(server))
-        item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": f"RUN#{workflow_id}"}, "sk": {"S": "RUN"}})
-        status = item["Item"]["status"]["S"]
-    return {
-        "tasks": tasks,
-        "phases": phases,
-        "ledger_status": status,
-        "calls": {name: sum(ops.values()) for name, ops in phases.items()},
-    }
+        world.invoke(world.put("runs/hello/inputs.json", (HELLO / "inputs.json").read_bytes()))
+        return dict(Counter(r.operation or "unmatched" for r in server.requests))
 
 
 def sweep_calls(runs: int) -> dict[str, Any]:
-    """One reconciler sweep over `runs` active runs (ledger: the in-memory DynamoDB)."""
+    """Reconciler passes over `runs` active runs (in-memory ledger): one in which every run is due
+    (silent for longer than `AskPolicy.idle_after`), then one right after, with none due."""
     client = MemoryDynamoDB(TABLE)
     ledger = RunLedger(TABLE, client, clock=lambda: T0)
+    later = T0 + AskPolicy().idle_after + timedelta(minutes=1)
     with CromwellTestServer() as server:
         for n in range(runs):
             wid = str(uuid.UUID(int=n + 1))
             ledger.record_submitted(RunRecord(wid, "wf", "bucket", f"runs/{n}/inputs.json", f"runs/{n}"))
             server.backend.add(wid, name="wf", status="Running")
         settings = ReconcilerSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        service = compose_reconciler(settings, dynamodb=client, cromwell=_client(server), clock=lambda: T0)
-        service.sweep()  # the first sweep moves every run from Submitted to Running
-        server.reset_log()
+        service = compose_reconciler(settings, dynamodb=client, cromwell=_client(server), clock=lambda: later)
         report = service.sweep()
-        ops = _ops(server)
-    return {"active_runs": report.active, "calls": sum(ops.values()), "by_operation": dict(ops)}
+        ops = Counter(r.operation or "unmatched" for r in server.requests)
+        server.reset_log()
+        again = service.sweep()
+        return {
+            "active_runs": report.active,
+            "asked": report.asked,
+            "calls": sum(ops.values()),
+            "by_operation": dict(ops),
+            "calls_nothing_due": len(server.requests),
+            "asked_nothing_due": again.asked,
+        }
 
 
-def measure(tasks: int = 10, concurrency: tuple[int, ...] = (1, 100, 1000)) -> dict[str, Any]:
-    life = one_workflow(tasks)
-    sweeps = {n: sweep_calls(n) for n in concurrency}
-    table = []
-    for hours in (1, 10, 100):
-        polling = 1 + hours * 3600 // POLL_SECONDS + 1  # submit, /status every 30 s, outputs at the end
-        n_sweeps = hours * 60 // RECONCILE_MINUTES
-        row: dict[str, Any] = {"hours": hours, "polling": polling, "sweeps": n_sweeps, "courier": {}}
-        for n, sweep in sweeps.items():
-            share = sweep["calls"] / max(sweep["active_runs"], 1)
-            courier = sum(life["calls"].values()) + n_sweeps * share
-            row["courier"][n] = {"calls": round(courier, 1), "ratio": round(polling / courier, 1)}
-        table.append(row)
-    return {"workflow": life, "sweeps": sweeps, "table": table, "reconcile_minutes": RECONCILE_MINUTES}
+@dataclass(order=True)
+class _Step:
+    at: datetime
+    seq: int
+    action: Callable[[], None] = field(compare=False)
 
 
-def _ops_text(ops: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in ops.items())
+@dataclass(frozen=True)
+class Scenario:
+    hours: int
+    tasks: int
+    active: int
+    callback: bool
+    seed: int = 1
+
+
+class _Life:
+    """One simulated run (and its neighbours) on a simulated clock."""
+
+    def __init__(self, server: CromwellTestServer, scenario: Scenario) -> None:
+        self.server = server
+        self.s = scenario
+        self.rng = random.Random(f"{scenario}")
+        self.now = T0
+        self.ddb = MemoryDynamoDB(TABLE)
+        env = {"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url}
+        cromwell = _client(server)
+        clock = self.clock
+        self.monitor = compose_batch_events(
+            MonitorSettings.model_validate(env),
+            dynamodb=self.ddb,
+            cromwell=cromwell,
+            tags=FakeTags(),
+            clock=clock,
+        )
+        self.sweeper = compose_reconciler(
+            ReconcilerSettings.model_validate(env), dynamodb=self.ddb, cromwell=cromwell, clock=clock
+        )
+        callback_env = {**env, "CALLBACK_TOKEN_SECRET": "arn:secret"}
+        self.callback = compose_callback(
+            CallbackSettings.model_validate(callback_env),
+            dynamodb=self.ddb,
+            cromwell=cromwell,
+            token=lambda: "token",
+            clock=clock,
+        )
+        self.runs = RunLedger(TABLE, self.ddb, clock=clock)
+        self.policy = AskPolicy()
+        self.steps: list[_Step] = []
+        self.seq = 0
+        self.sweep_second = self.rng.uniform(0, 60)
+        self.due: dict[str, datetime | None] = {}
+        self.workflow_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        self.cromwell_end: datetime | None = None
+        self.sweeps = 0
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def at(self, when: datetime, action: Callable[[], None]) -> None:
+        self.seq += 1
+        heapq.heappush(self.steps, _Step(when, self.seq, action))
+
+    # -- the world -------------------------------------------------------------------------------
+
+    def submit(self, workflow_id: str, when: datetime, status: str = "Submitted") -> None:
+        self.now = when
+        self.server.backend.add(workflow_id, name="wf", status=status)
+        self.runs.record_submitted(
+            RunRecord(workflow_id, "wf", "bucket", f"runs/{workflow_id}/inputs.json", "r")
+        )
+
+    def deliver(self, events: list[dict[str, Any]]) -> None:
+        monitor_handler.lambda_handler(sqs_batch(events), Ctx(), service=self.monitor)
+
+    def job_events(self, job: Job, start: datetime, end: datetime | None) -> None:
+        running = start + (end - start) / 10 if end else start + timedelta(seconds=3)
+        self.at(
+            start,
+            lambda: self.deliver([job.event(st, at=start) for st in ("PENDING", "RUNNABLE", "STARTING")]),
+        )
+        self.at(running, lambda: self.deliver([job.event("RUNNING", at=running)]))
+        if end is not None:
+            self.at(end, lambda: self.deliver([job.event("SUCCEEDED", at=end, exit_code=0)]))
+
+    def neighbours(self) -> None:
+        """active - 1 other runs, each with one long task: ten cohorts (runs dropped together),
+        each submitted at a random time in the 48 hours before."""
+        others = self.s.active - 1
+        cohorts = [T0 - timedelta(seconds=self.rng.uniform(60, 48 * 3600)) for _ in range(COHORTS)]
+        for n in range(others):
+            start = cohorts[n % COHORTS]
+            wid = str(uuid.UUID(int=self.rng.getrandbits(128)))
+            self.submit(wid, start, status="Running")
+            job = Job("wf.long", wid, root_name="wf")
+            self.now = start + timedelta(seconds=30)
+            self.deliver(
+                [job.event(st, at=self.now) for st in ("PENDING", "RUNNABLE", "STARTING", "RUNNING")]
+            )
+
+    def the_run(self) -> None:
+        wid, s, rng = self.workflow_id, self.s, self.rng
+        self.submit(wid, T0)
+        self.at(T0 + timedelta(seconds=20), lambda: self.server.backend.set_status(wid, "Running"))
+        finish = rng.uniform(5, 40)
+        slot = (s.hours * 3600 - 30 - finish) / s.tasks
+        t = T0 + timedelta(seconds=30)
+        for n in range(s.tasks):
+            gap = rng.uniform(10, 40) if n else 0.0
+            gap = min(gap, slot / 5) if n else 0.0
+            start = t + timedelta(seconds=gap)
+            end = t + timedelta(seconds=slot)
+            self.job_events(Job(f"wf.step{n}", wid, root_name="wf"), start, end)
+            t = end
+        done = t + timedelta(seconds=finish)
+        self.cromwell_end = done
+
+        def cromwell_ends() -> None:
+            self.server.backend.set_outputs(wid, {"wf.out": "s3://bucket/out.txt"})
+            self.server.backend.set_status(wid, "Succeeded")
+
+        self.at(done, cromwell_ends)
+        if s.callback:
+            data = CallbackData(outputs={"wf.out": "s3://bucket/out.txt"}, failures=[])
+            self.at(
+                done + timedelta(seconds=2),
+                lambda: self.callback.ender.end(
+                    wid, RunStatus.SUCCEEDED, source=EndSource.CALLBACK, callback=data
+                ),
+            )
+
+    # -- the reconciler --------------------------------------------------------------------------
+
+    def refresh_due(self, workflow_ids: Iterable[str]) -> None:
+        for wid in workflow_ids:
+            self.due[wid] = self.policy.due_at(RunClock.from_run(wid, self.runs.get_run(wid)))
+
+    def next_sweep(self, after: datetime) -> datetime | None:
+        due = [d for d in self.due.values() if d is not None]
+        if not due:
+            return None
+        first = max(min(due), after)
+        minute = first.replace(second=0, microsecond=0) + timedelta(seconds=self.sweep_second)
+        return minute if minute >= first else minute + timedelta(minutes=1)
+
+    def run(self) -> dict[str, Any]:
+        self.server.reset_log()
+        if self.s.active > 1:
+            self.neighbours()
+        self.the_run()
+        self.refresh_due([r.workflow_id for r in self.runs.list_active()])
+        self.server.reset_log()
+        horizon = T0 + timedelta(hours=self.s.hours * 3)
+        while True:
+            ended = self.ended_at()
+            if ended is not None and not self.steps:
+                break
+            step_at = self.steps[0].at if self.steps else None
+            sweep_at = self.next_sweep(self.now)
+            if sweep_at is not None and (step_at is None or sweep_at <= step_at) and sweep_at <= horizon:
+                self.now = sweep_at
+                self.sweeper.sweep()
+                self.sweeps += 1
+                # a pass changes only the runs it asked about: those that were due
+                self.refresh_due(
+                    [wid for wid, due in self.due.items() if due is not None and due <= self.now]
+                )
+                self.due = {k: v for k, v in self.due.items() if v is not None}
+                continue
+            if step_at is None:
+                break
+            step = heapq.heappop(self.steps)
+            self.now = step.at
+            step.action()
+            self.refresh_due([self.workflow_id])
+        return self.figures()
+
+    def ended_at(self) -> datetime | None:
+        run = self.runs.get_run(self.workflow_id) or {}
+        value = run.get("ended_at")
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+
+    def figures(self) -> dict[str, Any]:
+        share = 0.0
+        ops: Counter[str] = Counter()
+        for request in self.server.requests:
+            ids = _ids(request)
+            if self.workflow_id in ids:
+                share += 1 / len(ids)
+                ops[request.operation or "unmatched"] += 1
+        ended = self.ended_at()
+        assert self.cromwell_end is not None
+        return {
+            "calls": round(share, 3),
+            "by_operation": dict(ops),
+            "ended": ended is not None,
+            "latency_s": round((ended - self.cromwell_end).total_seconds(), 1) if ended else None,
+            "sweeps_with_work": self.sweeps,
+            "all_calls": len(self.server.requests),
+        }
+
+
+def _ids(request: Any) -> list[str]:
+    if request.operation == "queryPost":
+        return [f["id"] for f in request.body or [] if isinstance(f, dict) and "id" in f]
+    parts = [p for p in request.path.split("/") if p]
+    return [parts[3]] if len(parts) > 3 else []
+
+
+def simulate(scenario: Scenario, server: CromwellTestServer | None = None) -> dict[str, Any]:
+    if server is not None:
+        return _Life(server, scenario).run()
+    with CromwellTestServer() as own:
+        return _Life(own, scenario).run()
+
+
+def measure(
+    hours: tuple[int, ...] = (1, 10, 100),
+    tasks: tuple[int, ...] = (1, 10, 1000),
+    active: tuple[int, ...] = (1, 1000),
+) -> dict[str, Any]:
+    submit = submit_calls()
+    n_submit = sum(submit.values())
+    rows = []
+    with CromwellTestServer() as server:
+        for h in hours:
+            for n in tasks:
+                for a in active:
+                    row: dict[str, Any] = {"hours": h, "tasks": n, "active": a}
+                    for label, callback in (("without callback", False), ("with callback", True)):
+                        life = simulate(Scenario(h, n, a, callback), server)
+                        life["calls"] = round(life["calls"] + n_submit, 3)
+                        row[label] = life
+                    rows.append(row)
+    summary = {}
+    for label, target in TARGETS.items():
+        calls = [r[label]["calls"] for r in rows]
+        latency = [r[label]["latency_s"] for r in rows if r[label]["latency_s"] is not None]
+        summary[label] = {
+            "target_calls": target,
+            "most_calls": max(calls),
+            "calls_met": max(calls) <= target and all(r[label]["ended"] for r in rows),
+            "latency_median_s": round(statistics.median(latency), 1) if latency else None,
+            "latency_worst_s": max(latency) if latency else None,
+        }
+    summary["without callback"]["latency_target_s"] = LATENCY_TARGET_S
+    return {
+        "submit": submit,
+        "policy": _policy(),
+        "rows": rows,
+        "summary": summary,
+    }
+
+
+def _policy() -> dict[str, str]:
+    policy = AskPolicy()
+    return {
+        name: str(getattr(policy, name))
+        for name in ("end_check_delay", "idle_after", "busy_after", "max_wait")
+    }
+
+
+def _polling(hours: int) -> int:
+    return 1 + hours * 3600 // POLL_SECONDS + 1  # submit, /status every 30 s, outputs at the end
 
 
 def render(fig: dict[str, Any]) -> list[str]:
-    life = fig["workflow"]
-    phases = life["phases"]
-
-    def ops(name: str) -> str:
-        return ", ".join(f"{op} {count}" for op, count in sorted(phases.get(name, {}).items())) or "none"
-
-    concurrency = list(fig["sweeps"])
+    policy = fig["policy"]
     lines = [
-        f"One run of {life['tasks']} sequential tasks through the real handlers (Cromwell calls from the "
-        "server's request log): submit: "
-        f"{life['calls'].get('submit', 0)} ({ops('submit')}); during the tasks (monitor handler, one /status "
-        f"after each task that leaves no unfinished task): {life['calls'].get('tasks', 0)} ({ops('tasks')}); "
-        f"at the end: {life['calls'].get('end', 0)} ({ops('end')}).",
+        "Cromwell calls over one run's whole life (submit included), read from the Cromwell-compatible "
+        "server's request log while the real submit handler (once), monitor handler, reconciler and "
+        "callback run on a simulated clock; a /query about k runs counts 1/k for each. Time to ENDED: "
+        "from Cromwell's terminal status to the run's ENDED event in the ledger. Policy "
+        f"(`monitor.asking.AskPolicy`): end check {policy['end_check_delay']} after the last task end, "
+        f"silent runs asked after {policy['idle_after']} (no unfinished task) or {policy['busy_after']} "
+        f"(tasks running), the wait doubling up to {policy['max_wait']}; reconciler every minute. "
+        f"Submit: {', '.join(f'{k} {v}' for k, v in fig['submit'].items())}.",
         "",
-        "Reconciler sweep (one sweep every "
-        f"{fig['reconcile_minutes']} min), measured: "
-        + "; ".join(
-            f"{n} active run(s): {s['calls']} call(s) ({_ops_text(s['by_operation'])})"
-            for n, s in fig["sweeps"].items()
-        )
-        + ". Each run's share is calls / active runs.",
-        "",
-        "| Run length | polling client (30 s) | sweeps | "
-        + " | ".join(f"Courier, {n} active | ratio" for n in concurrency)
-        + " |",
-        "|---|---:|---:|" + "---:|---:|" * len(concurrency),
     ]
-    for row in fig["table"]:
-        cells = " | ".join(
-            f"{row['courier'][n]['calls']} | {row['courier'][n]['ratio']}x" for n in concurrency
+    for label, s in fig["summary"].items():
+        latency = f"median {s['latency_median_s']} s, worst {s['latency_worst_s']} s"
+        if "latency_target_s" in s:
+            latency += f" (target <= {s['latency_target_s']} s)"
+        lines.append(
+            f"- **{label}**: at most {s['most_calls']} calls per workflow (target <= {s['target_calls']}: "
+            f"{'met' if s['calls_met'] else '**not met**'}); time to ENDED {latency}."
         )
-        lines.append(f"| {row['hours']} h | {row['polling']} | {row['sweeps']} | {cells} |")
     lines += [
         "",
-        "The polling client counts 1 submit + one /status per 30 s + 1 outputs. Courier's per-run "
-        "figure is the measured submit, task and end calls plus the run's share of every sweep "
-        "during its life; a Cromwell with the callback configured ends the run without the status call.",
+        "| Run | tasks | active runs | polling client (30 s) | calls without callback | by operation "
+        "| to ENDED s | calls with callback | by operation | to ENDED s |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---|---:|",
     ]
+    for row in fig["rows"]:
+        cells = []
+        for label in ("without callback", "with callback"):
+            life = row[label]
+            ops = ", ".join(f"{k} {v}" for k, v in sorted(life["by_operation"].items())) or "none"
+            cells += [f"{life['calls']:g}", ops, f"{life['latency_s']}"]
+        lines.append(
+            f"| {row['hours']} h | {row['tasks']} | {row['active']} | {_polling(row['hours'])} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        "The polling client counts 1 submit + one /status per 30 s + 1 outputs. The by-operation "
+        "columns count the requests that named the run (a shared /query once). Not per workflow: with "
+        "TrackAllWorkflows, the reconciler's adoption /query, at most once an hour per container. A "
+        "Failed run needs one or two more (failed jobs, the workflow's failures) than the Succeeded "
+        "runs here; with the callback, only the failed jobs.",
+    ]
+    return lines
+
+
+def targets(fig: dict[str, Any]) -> list[str]:
+    """Calls per workflow and time to ENDED beside their targets."""
+    lines = []
+    for label, s in fig["summary"].items():
+        lines.append(
+            f"Cromwell calls per workflow, {label}: at most {s['most_calls']} "
+            f"(target <= {s['target_calls']}: {'met' if s['calls_met'] else 'NOT met'}); time to ENDED "
+            f"median {s['latency_median_s']} s, worst {s['latency_worst_s']} s"
+            + (
+                f" (target <= {s['latency_target_s']} s: "
+                f"{'met' if (s['latency_worst_s'] or 0) <= s['latency_target_s'] else 'NOT met'})"
+                if "latency_target_s" in s
+                else ""
+            )
+        )
     return lines

@@ -13,15 +13,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from courier.ledger import schema as s
 from courier.ledger._codec import to_item
 from courier.ledger.runs import RunLedger
 from courier.models import RunRecord
-from courier_cli.app import Session, cli
 from courier_cli.deployment import Connection, Deployment, Location
+from tests.support.cli import invoke, one_line
 from tests.support.ledger_table import create_ledger_table
 
 pytestmark = pytest.mark.integration
@@ -29,6 +28,7 @@ pytestmark = pytest.mark.integration
 TABLE = "courier-ledger"
 BUCKET = "courier-runs"
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 IDS = [
     "abcd1111-0000-5000-8000-000000000001",
@@ -98,22 +98,6 @@ def deployment(**changes: Any) -> Deployment:
     }
     fields.update(changes)
     return Deployment(**fields)
-
-
-def invoke(conn: Connection | None, *args: str, env: dict[str, str] | None = None) -> Result:
-    location = Location(environ=env or {}, cwd=Path("/"))
-    try:
-        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, list(args), obj=Session(location, conn=conn), catch_exceptions=False)
-
-
-def one_line(result: Result) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("courier: ")
-    return line
 
 
 def test_a_unique_prefix_finds_the_run_and_an_ambiguous_one_lists_the_candidates(
@@ -223,3 +207,92 @@ def test_no_credentials_no_region_and_an_unreachable_cromwell(
     monkeypatch.delenv("AWS_REGION", raising=False)
     line = one_line(invoke(None, "--stack", "courier-prod", "runs"))
     assert line == "courier: no AWS region: pass --region or set AWS_REGION"
+
+
+RUN_COMMANDS = ("show", "logs", "watch", "abort", "report")
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS)
+def test_every_command_naming_a_run_refuses_bad_names_in_one_line(
+    aws: boto3.session.Session, command: str
+) -> None:
+    conn = Connection(deployment(), aws)
+    unknown = "00000000-0000-0000-0000-000000000000"
+    line = one_line(invoke(conn, command, unknown))
+    assert line.startswith(f"courier: no run {unknown} in the ledger of the test ledger: check the id")
+    line = one_line(invoke(conn, command, "abcd"))
+    assert line.startswith("courier: 'abcd' is ambiguous: it starts ")
+    assert line.endswith("; give more characters")
+    assert IDS[0] in line
+    assert IDS[1] in line
+    assert "`courier runs` lists them" in one_line(invoke(conn, command, "ffff"))
+    assert "is not a workflow id" in one_line(invoke(conn, command, "not an id!"))
+    assert "was it dropped?" in one_line(invoke(conn, command, "runs/none/inputs.json"))
+    assert one_line(invoke(conn, command, "s3://no-such-bucket/runs/x/inputs.json")) == (
+        "courier: no such bucket (GetObject): check the s3:// URL, --stack and --region"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "service", "operation"),
+    [
+        (("runs",), "dynamodb", "Query"),
+        (("show", IDS[0]), "dynamodb", "GetItem"),
+        (("logs", IDS[0]), "dynamodb", "GetItem"),
+        (("watch", "runs/"), "s3", "ListObjectsV2"),
+        (("abort", IDS[0]), "dynamodb", "GetItem"),
+        (("report", IDS[0]), "dynamodb", "GetItem"),
+        (("drop", str(ROOT / "local" / "demo_runs" / "scatter")), "s3", "HeadObject"),
+    ],
+)
+def test_access_denied_is_one_line_for_every_command(
+    aws: boto3.session.Session, args: tuple[str, ...], service: str, operation: str
+) -> None:
+    conn = Connection(deployment(), aws)
+    client = conn.client(service)
+    stubber = Stubber(client)
+    method = client.meta.method_to_api_mapping
+    name = next(m for m, api in method.items() if api == operation)
+    code = "AccessDenied" if service == "s3" else "AccessDeniedException"
+    stubber.add_client_error(name, service_error_code=code, http_status_code=403)
+    with stubber:
+        line = one_line(invoke(conn, *args))
+    assert line == (
+        f"courier: access denied ({operation}): your AWS identity lacks a permission the courier"
+        " command needs on this deployment; ask for them (docs/cli.md, Permissions) or use another --profile"
+    )
+
+
+def test_drop_refuses_a_folder_without_inputs_or_wdl_in_one_line(
+    aws: boto3.session.Session, tmp_path: Path
+) -> None:
+    conn = Connection(deployment(), aws)
+    assert "is not a folder" in one_line(invoke(conn, "drop", str(tmp_path / "missing")))
+    no_inputs = tmp_path / "no_inputs"
+    no_inputs.mkdir()
+    (no_inputs / "main.wdl").write_text("version 1.0\nworkflow w {}\n")
+    assert "holds no inputs file" in one_line(invoke(conn, "drop", str(no_inputs)))
+    no_wdl = tmp_path / "no_wdl"
+    no_wdl.mkdir()
+    (no_wdl / "inputs.json").write_text("{}")
+    assert "holds no .wdl file" in one_line(invoke(conn, "drop", str(no_wdl)))
+    assert not aws.client("s3").list_objects_v2(Bucket=BUCKET).get("Contents")  # nothing uploaded
+
+
+def test_help_lists_the_commands_in_a_runs_order_and_each_says_what_it_takes() -> None:
+    helped = invoke(None, "--help")
+    assert helped.exit_code == 0
+    listed = helped.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    names = [line.split()[0] for line in listed.splitlines()]
+    assert names[:7] == ["drop", "runs", "show", "logs", "watch", "abort", "report"]
+    assert "..." not in listed, "every command's summary is whole"
+    for variable in ("COURIER_STACK", "COURIER_TABLE", "COURIER_CROMWELL_AUTH_SECRET"):
+        assert variable in helped.stdout
+    assert "Exit status" in helped.stdout
+    for name in names:
+        text = invoke(None, name, "--help").stdout
+        assert text.startswith(f"Usage: courier {name} [OPTIONS]")
+        for raw in ("FLOAT", "INTEGER", "TEXT"):
+            assert raw not in text, f"courier {name} --help shows a bare {raw}"
+        if name in RUN_COMMANDS:
+            assert "RUN is a workflow id or its first characters" in text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -245,11 +246,14 @@ def _run(ddb: Any, workflow_id: str) -> dict[str, Any]:
     return from_item(item)
 
 
-def _reconcile(ddb: Any, proxy: Proxy) -> dict[str, Any]:
+def _reconcile(ddb: Any, proxy: Proxy, *, minutes: int = 20) -> dict[str, Any]:
+    """The reconciler's pass `minutes` from now: past AskPolicy.idle_after, so a run recorded now
+    and silent since is asked about (and past any end check a task end asked for)."""
     settings = ReconcilerSettings.model_validate(
         {"LEDGER_TABLE": TABLE, "CROMWELL_URL": proxy.server.url, "CROMWELL_AUTH_SECRET": proxy.arn}
     )
-    service = compose_reconciler(settings, dynamodb=ddb, cromwell=proxy.client())
+    later = datetime.now(UTC) + timedelta(minutes=minutes)
+    service = compose_reconciler(settings, dynamodb=ddb, cromwell=proxy.client(), clock=lambda: later)
     answer: dict[str, Any] = schedule.lambda_handler({"id": "tick"}, Ctx(), service=service)
     return answer
 
@@ -330,7 +334,7 @@ def test_the_callback_still_ends_the_run_when_the_credentials_are_refused(
 
 
 @pytest.mark.parametrize("refused", [False, True])
-def test_the_monitor_asks_for_the_status_after_the_last_task_and_never_fails_its_batch(
+def test_the_last_task_asks_for_an_end_check_that_the_reconciler_makes_through_the_proxy(
     aws: tuple[Any, Any], proxy: Proxy, refused: bool
 ) -> None:
     ddb = aws[1]
@@ -346,10 +350,16 @@ def test_the_monitor_asks_for_the_status_after_the_last_task_and_never_fails_its
     assert answer["batchItemFailures"] == [], "the task events are recorded either way"
     run = _run(ddb, wid)
     assert run["tasks_SUCCEEDED"] == 1
+    assert "end_check_at" in run, "the last task end asks for an end check"
+    assert proxy.calls.outcomes == [], "and the monitor itself asks Cromwell nothing"
+    report = _reconcile(ddb, proxy, minutes=2)  # the end check is due a minute after the task end
+    run = _run(ddb, wid)
     if refused:
-        assert run["status"] != "Succeeded", "the reconciler ends it once the credential is fixed"
+        assert report["secret"] == proxy.arn
+        assert run["status"] != "Succeeded", "a later pass ends it once the credential is fixed"
         assert proxy.calls.auth_failures == 1
         assert proxy.refused == 2
     else:
-        assert run["status"] == "Succeeded"
+        assert report["ended"] == 1
+        assert (run["status"], run["ended_by"]) == ("Succeeded", "end-check")
         assert proxy.refused == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from courier.ledger.tasks import TaskLedger
 from monitor import batch_events, callback, schedule
 from monitor.composition import CallbackService, compose_batch_events, compose_callback, compose_reconciler
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
+from monitor.sweep import Reconciler
 from tests.support.monitor_fixtures import (
     CALLBACK_TOKEN,
     ROOT85,
@@ -74,6 +76,12 @@ class World:
 
     def monitor_event(self, name: str) -> dict[str, Any]:
         return batch_events.lambda_handler(load(name), Ctx(), service=self.monitor)
+
+    def sweep_later(self, *, minutes: int) -> Reconciler:
+        """The reconciler, `minutes` from now."""
+        later = datetime.now(UTC) + timedelta(minutes=minutes)
+        settings = ReconcilerSettings.model_validate(ENV)
+        return compose_reconciler(settings, dynamodb=self.client, cromwell=self.cromwell, clock=lambda: later)
 
     def callback_service(self) -> CallbackService:
         return compose_callback(
@@ -171,8 +179,14 @@ def test_cromwell91_script_prefix(world: World) -> None:
     (task,) = world.tasks_of(ROOT91)
     assert (task["call"], task["shard"], task["attempt"]) == ("hello_say", -1, 0)
     assert (task["attribution"], task["call_source"]) == ("script-prefix", "job-name")
-    # Its only task ended: one /status check, Cromwell still says Running.
-    assert world.cromwell.calls == [("status", ROOT91)]
+    # Its only task ended: no Cromwell call now, one end check a minute later.
+    assert world.cromwell.calls == []
+    run = world.partition(ROOT91)["RUN"]
+    assert run["end_check_at"] > run["updated_at"]
+    report = world.sweep_later(minutes=2).sweep()
+    assert (report.asked, report.ended) == (1, 0)  # Cromwell still says Running
+    assert world.cromwell.count("query") == 1
+    assert world.partition(ROOT91)["RUN"]["silent_asks"] == 1
 
 
 def test_cromwell85_jobs_wait_unattributed_then_the_reconciler_ties_them(world: World) -> None:
@@ -244,13 +258,15 @@ def test_cromwell_retry_is_a_new_task_and_raises_one_early_failure(world: World)
 def test_abort_records_failed_tasks_and_ends_the_run_once_cromwell_says_aborted(world: World) -> None:
     world.cromwell.status_of[ROOT_ABORT] = "Aborted"
     world.monitor_event("sqs-abort.json")
+    assert world.cromwell.calls == []  # the end check waits a minute
+    assert world.sweep_later(minutes=2).sweep().ended == 1
     part = world.partition(ROOT_ABORT)
     assert {t["status_reason"] for k, t in part.items() if k.startswith("TASK#")} == {"cromwell abort called"}
     assert part["RUN"]["status"] == "Aborted"
-    assert part["RUN"]["ended_by"] == "batch-event"
+    assert part["RUN"]["ended_by"] == "end-check"
     assert "active_pk" not in part["RUN"]
     assert part["EVENT#ENDED"]["payload"]["status"] == "Aborted"
-    assert world.cromwell.count("status") == 1
+    assert world.cromwell.count("query") == 1
 
 
 def test_queue_blocked_raises_one_alert(world: World) -> None:
@@ -306,9 +322,7 @@ def test_callback_files_end_their_runs(world: World) -> None:
 def test_scheduled_event_sweeps_and_ends_call_cached_runs(world: World) -> None:
     world.cromwell.status_of[ROOT91] = "Succeeded"  # served from call cache: no Batch event at all
     world.cromwell.outputs_of[ROOT91] = {"hello.say.out": "cached"}
-    sweep = compose_reconciler(
-        ReconcilerSettings.model_validate(ENV), dynamodb=world.client, cromwell=world.cromwell
-    )
+    sweep = world.sweep_later(minutes=20)  # silent for longer than AskPolicy.idle_after
     report = schedule.lambda_handler(load("scheduled-reconcile.json"), Ctx(), service=sweep)
     assert report["active"] == 7
     assert report["ended"] == 1

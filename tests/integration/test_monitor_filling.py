@@ -5,7 +5,7 @@ job name, shard and attempt unknown) and jobs not tied yet (Cromwell 85-90)."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -168,8 +168,13 @@ def test_the_reconciler_ending_a_run_fills_it_in_too(world: World) -> None:
     world.deliver(events)
     world.cromwell.metadata_of[root] = metadata
     world.cromwell.status_of[root] = "Failed"
+    # The last task end asked for an end check a minute later; the sweep after it makes it.
+    later = datetime.now(UTC) + timedelta(minutes=2)
     sweep = compose_reconciler(
-        ReconcilerSettings.model_validate(ENV), dynamodb=world.client, cromwell=world.cromwell
+        ReconcilerSettings.model_validate(ENV),
+        dynamodb=world.client,
+        cromwell=world.cromwell,
+        clock=lambda: later,
     )
     report = sweep.sweep()
     assert report.ended == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -233,6 +233,12 @@ def test_what_the_monitor_writes_reads_back_as_the_typed_records(moto_client: An
         },
     }
     cromwell.metadata_of[root] = {"id": root, "failures": [{"message": "Workflow failed"}]}
+    # A run with a task still waiting is asked about once it has been silent for
+    # AskPolicy.busy_after (its Batch events would have said more).
+    later = max(now, datetime.now(UTC)) + timedelta(hours=49)
+    sweep = compose_reconciler(
+        ReconcilerSettings.model_validate(ENV), dynamodb=moto_client, cromwell=cromwell, clock=lambda: later
+    )
     assert sweep.sweep().ended == 1
 
     views = RunViews(TABLE, moto_client)

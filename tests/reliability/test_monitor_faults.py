@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from monitor.composition import (
     compose_reconciler,
 )
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
+from monitor.sweep import Reconciler
 from tests.reliability.conftest import Tally
 from tests.reliability.harness import FlakyClient, Killed, Tripwire, throttled
 from tests.support.monitor_fixtures import Ctx, FakeTags, Job, function_url_request, lifecycle, sqs_batch
@@ -65,6 +67,12 @@ class MonitorWorld:
             cromwell=self.client(),
             tags=FakeTags(),
         )
+
+    def reconciler(self, *, minutes: int = 2) -> Reconciler:
+        """The reconciler `minutes` from now: past the end checks the last task ends asked for."""
+        later = datetime.now(UTC) + timedelta(minutes=minutes)
+        settings = ReconcilerSettings.model_validate(ENV)
+        return compose_reconciler(settings, dynamodb=self.ddb, cromwell=self.client(), clock=lambda: later)
 
     def callback(self, ddb: Any) -> CallbackService:
         settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
@@ -134,6 +142,7 @@ def test_stopped_after_a_write_the_whole_batch_comes_back(mworld: MonitorWorld, 
     assert wire.fired == 1
     assert mworld.deliver(batch, mworld.service()) == []
     assert mworld.deliver(batch, mworld.service()) == [], "and once more, as a late duplicate"
+    assert mworld.reconciler().sweep().ended == 1, "the end check the last task end asked for"
     counts = mworld.check(root, jobs, final="SUCCEEDED", ended="Succeeded")
     tally.set(events_delivered=mworld.delivered, **counts)
 
@@ -153,16 +162,17 @@ def test_two_instances_interleave_one_runs_events(mworld: MonitorWorld, tally: T
 def test_cromwell_down_at_the_last_task_the_reconciler_ends_the_run(
     mworld: MonitorWorld, tally: Tally
 ) -> None:
-    """Cromwell cannot be asked when the last task ends; the next sweep ends the run once."""
+    """Cromwell cannot be asked at the end check after the last task; the next sweep ends the run
+    once."""
     root, jobs = mworld.run("down", 2)
     mworld.server.backend.set_status(root, "Succeeded")
     mworld.server.fail_next(100, status=503)
     assert mworld.deliver(sqs_batch(all_events(jobs)), mworld.service()) == []
+    sweeper = mworld.reconciler()
+    report = sweeper.sweep()
+    assert (report.ended, len(report.errors)) == (0, 1)
     assert mworld.partition(root)[s.RUN_SK]["status"] == "Running", "not ended while Cromwell is down"
     mworld.server.clear_faults()
-    sweeper = compose_reconciler(
-        ReconcilerSettings.model_validate(ENV), dynamodb=mworld.ddb, cromwell=mworld.client()
-    )
     assert sweeper.sweep().ended == 1
     assert sweeper.sweep().ended == 0
     tally.set(

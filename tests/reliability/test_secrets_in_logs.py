@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,8 @@ def test_the_cromwell_credential_never_reaches_a_log_line(world: SubmitWorld, lo
         (refused,) = world.drop_run(f"runs/auth-{kind}-refused")
         assert world.invoke(refused, world.service(cromwell=client()))["status"] == "Rejected"
         settings = ReconcilerSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        sweep = compose_reconciler(settings, dynamodb=world.ddb, cromwell=client())
+        later = datetime.now(UTC) + timedelta(minutes=20)  # the submitted run is due to be asked about
+        sweep = compose_reconciler(settings, dynamodb=world.ddb, cromwell=client(), clock=lambda: later)
         assert "error" in schedule.lambda_handler({"id": "tick"}, FakeContext(), service=sweep)
         assert server.auth.refused == 4
     assert_absent(logs(), secret, basic)

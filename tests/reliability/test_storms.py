@@ -67,6 +67,7 @@ def test_monitor_storm_every_event_five_times_over_three_instances(
     instances: list[MonitorService] = [mworld.service() for _ in range(3)]
     for n, start in enumerate(range(0, len(messages), 10)):
         assert mworld.deliver(sqs_batch(messages[start : start + 10]), instances[n % 3]) == []
+    assert mworld.reconciler().sweep().ended == len(runs), "each run's end check, once"
     totals: dict[str, int] = {"ledger_items": 0, "tasks": 0, "outbox_events": 0}
     for root, jobs in runs:
         for name, value in mworld.check(root, jobs, final="SUCCEEDED", ended="Succeeded").items():

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from courier.ledger import schema as s
+from courier.ledger._codec import iso
 from courier.ledger.records import (
     EarlyFailurePayload,
     EndedPayload,
@@ -52,6 +53,25 @@ class FakeRun:
     last_change: TaskSummary | None = None
     report: dict[str, Any] = field(default_factory=dict)
     ended_by: str | None = None
+    updated_at: datetime | None = None
+    end_check_at: datetime | None = None
+    last_asked_at: datetime | None = None
+    silent_asks: int = 0
+
+    def item(self) -> dict[str, Any]:
+        """The run as `RunLedger.get_run` returns it: plain attributes of the stored item."""
+        item: dict[str, Any] = {
+            "workflow_id": self.workflow_id,
+            "status": self.status.value,
+            "status_rank": self.status.rank,
+            "silent_asks": self.silent_asks,
+        }
+        item.update({f"{s.TASK_COUNT_PREFIX}{k}": v for k, v in self.counts.items()})
+        for name in ("submitted_at", "updated_at", "end_check_at", "last_asked_at"):
+            value = getattr(self, name)
+            if value is not None:
+                item[name] = iso(value)
+        return item
 
 
 @dataclass
@@ -109,6 +129,29 @@ class FakeLedger:
         for run in self.runs.values():
             if not run.status.terminal:
                 yield ActiveRun(run.workflow_id, run.status.value, run.workflow_name, None)
+
+    def get_run(self, workflow_id: str) -> dict[str, Any] | None:
+        self.calls["get_run"] += 1
+        run = self.runs.get(workflow_id)
+        return run.item() if run else None
+
+    def request_end_check(self, workflow_id: str, due: datetime) -> bool:
+        self.calls["request_end_check"] += 1
+        run = self.runs.get(workflow_id)
+        if run is None or run.status.terminal or (run.end_check_at is not None and run.end_check_at >= due):
+            return False
+        run.end_check_at = due
+        return True
+
+    def note_asked(
+        self, workflow_id: str, at: datetime, *, silent_asks: int, end_check_at: datetime | None
+    ) -> bool:
+        self.calls["note_asked"] += 1
+        run = self.runs.get(workflow_id)
+        if run is None or run.status.terminal:
+            return False
+        run.last_asked_at, run.silent_asks, run.end_check_at = at, silent_asks, end_check_at
+        return True
 
     def advance_status(self, workflow_id: str, status: RunStatus, at: datetime | None = None) -> bool:
         self.calls["advance_status"] += 1

@@ -122,7 +122,14 @@ def test_every_variable_the_template_sets_is_in_the_table(template: dict[str, An
         name for names, _ in environment_rows((ROOT / doc).read_text(encoding="utf-8")) for name in names
     }
     env = template_environment(template, functions)
-    shared = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    # Powertools' own settings, the same for every function (POWERTOOLS_TRACE_DISABLED follows the
+    # EnableTracing parameter: docs/deploy.md)
+    shared = {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+        "POWERTOOLS_TRACE_DISABLED",
+    }
     assert set(env) - shared - documented == set()
 
 

@@ -153,7 +153,7 @@ def test_the_end_fills_in_job_name_tasks_with_one_metadata_call() -> None:
 
 def test_a_failed_run_keeps_bounded_failure_entries() -> None:
     ledger = FakeLedger()
-    ledger.add_run(ROOT, RunStatus.RUNNING)
+    ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
     cromwell = FakeCromwell()
     cromwell.status_of[ROOT] = "Failed"
     cromwell.failed_of[ROOT] = {
@@ -172,7 +172,8 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
         },
     }
     cromwell.metadata_of[ROOT] = {"id": ROOT, "failures": [{"message": "Workflow failed"}]}
-    assert reconciler(ledger, cromwell).sweep().ended == 1
+    # silent for longer than AskPolicy.idle_after: the run is asked about
+    assert reconciler(ledger, cromwell, minutes=20).sweep().ended == 1
     run = ledger.runs[ROOT]
     assert (run.status, run.ended_by) == (RunStatus.FAILED, "reconciler")
     assert run.report["failures"] == [
@@ -218,15 +219,19 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     ledger = FakeLedger()
     cromwell = FakeCromwell()
     for n in range(1000):
-        ledger.add_run(wid(n))
+        ledger.add_run(wid(n), submitted_at=T0)
         cromwell.status_of[wid(n)] = "Running"
     cromwell.status_of[wid(3)] = "Succeeded"
     cromwell.status_of[wid(4)] = "Aborted"  # aborted while queued: no Batch job, no callback
     cromwell.status_of[wid(5)] = "Failed"
     cromwell.status_of.pop(wid(6))  # not visible yet (early 404)
-    sweep = reconciler(ledger, cromwell)
+    assert reconciler(ledger, cromwell).sweep().asked == 0  # just submitted: nothing to ask yet
+    assert cromwell.count("query") == 0
+    # Silent for longer than AskPolicy.idle_after: every run is due, in one /query per 100 ids.
+    sweep = reconciler(ledger, cromwell, minutes=20)
     report = sweep.sweep()
     assert report.active == 1000
+    assert report.asked == 1000
     assert cromwell.count("query") == 10
     assert report.ended == 3
     assert report.advanced == 996
@@ -246,3 +251,5 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     assert second.active == 997
     assert second.ended == 0
     assert second.advanced == 0
+    assert second.asked == 0  # asked a moment ago and still going: the next ask waits longer
+    assert cromwell.count("query") == 10

@@ -52,7 +52,8 @@ def test_every_required_setting_is_given_and_every_variable_is_read(
     given = set(env(template, function))
     required = {f.alias for f in model.model_fields.values() if f.is_required() and f.alias}
     assert required <= given, f"{function} lacks {required - given}"
-    ours = given - {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    ours = given - powertools - {"POWERTOOLS_TRACE_DISABLED"}  # read by courier.observability
     assert ours <= aliases(model), f"{function} is given variables it never reads: {ours - aliases(model)}"
 
 

@@ -435,9 +435,16 @@ def test_handlers_point_into_their_code_uri(template: dict[str, Any], resources:
 def test_globals(template: dict[str, Any]) -> None:
     glob = template["Globals"]["Function"]
     assert glob["Runtime"] == "python3.13"
-    assert glob["Tracing"] == "Active"
-    assert glob["Layers"] == [{"Ref": "CourierLayer"}]
+    # tracing is an option: off, nothing is traced and the X-Ray SDK's layer is not attached
+    assert glob["Tracing"] == {"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}
+    assert glob["Layers"] == [
+        {"Ref": "CourierLayer"},
+        {"Fn::If": ["TracingEnabled", {"Ref": "TracingLayer"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert template["Resources"]["TracingLayer"]["Condition"] == "TracingEnabled"
+    assert template["Parameters"]["EnableTracing"]["Default"] == "false"
     env = glob["Environment"]["Variables"]
+    assert env["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingEnabled", "false", "true"]}
     assert env["POWERTOOLS_SERVICE_NAME"] == "cromwell-courier"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "CromwellCourier"
     assert {"POWERTOOLS_LOG_LEVEL", "LEDGER_TABLE", "RETENTION_DAYS"} <= set(env)

@@ -84,7 +84,7 @@ def compose_batch_events(
         track_all_workflows=settings.track_all_workflows,
         clock=clock,
     )
-    ender = _ender(runs, tasks, _cromwell(settings, cromwell, secrets), tracker, settings)
+    ender = _ender(runs, tasks, _cromwell(settings, cromwell, secrets), tracker, settings, clock=clock)
     return MonitorService(tracker=tracker, ender=ender)
 
 
@@ -104,7 +104,7 @@ def compose_callback(
     settings = settings or load_settings(CallbackSettings, environ)
     runs, tasks = ledger or ledgers(settings, dynamodb, clock)
     tracker = _metadata_tracker(runs, tasks, settings.track_all_workflows, clock)
-    ender = _ender(runs, tasks, _cromwell(settings, cromwell, secrets), tracker, settings)
+    ender = _ender(runs, tasks, _cromwell(settings, cromwell, secrets), tracker, settings, clock=clock)
     if token is None:
         reference = settings.token_reference
 
@@ -129,7 +129,7 @@ def compose_reconciler(
     runs, tasks = ledger or ledgers(settings, dynamodb, clock)
     client = _cromwell(settings, cromwell, secrets)
     tracker = _metadata_tracker(runs, tasks, settings.track_all_workflows, clock)
-    ender = _ender(runs, tasks, client, tracker, settings)
+    ender = _ender(runs, tasks, client, tracker, settings, clock=clock)
     return Reconciler(
         runs,
         tasks,
@@ -173,6 +173,8 @@ def _ender(
     cromwell: Cromwell,
     tracker: Tracker,
     settings: MonitorSettings | CallbackSettings,
+    *,
+    clock: Clock,
 ) -> Ender:
     """The end of a run, with the filler that completes its tasks from Cromwell's metadata."""
     return Ender(
@@ -181,6 +183,7 @@ def _ender(
         cromwell,
         track_all_workflows=settings.track_all_workflows,
         filler=TaskFiller(tasks, cromwell, tracker),
+        clock=clock,
     )
 
 

@@ -2,7 +2,9 @@
 
 1. Cromwell's completion callback (`monitor.callback`),
 2. the reconciler's /query sweep (`monitor.sweep`),
-3. a terminal Batch event after which the run's counts show no unfinished task: one `/status`.
+3. a terminal Batch event after which the run's counts show no unfinished task: it asks for an
+   end check `AskPolicy.end_check_delay` later (`monitor.asking`), which the reconciler's sweep
+   makes only if no newer task has appeared and the run has not ended by then.
 
 Each goes through `Ender.end`, which reads the run once, fills in the tasks the events could not
 describe (`monitor.filling`: script-prefix tasks, jobs not tied yet), gathers the report data from Cromwell
@@ -13,18 +15,19 @@ includeKey/excludeKey) and writes the terminal status with `RunLedger.finish`, w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from courier.errors import CromwellAuthError, CromwellError, CromwellNotFound, CromwellUnavailable
+from courier.errors import CromwellError, CromwellUnavailable
 from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
 from courier.observability import logger, metrics
+from monitor.asking import END_CHECK_DELAY, EndChecks
 from monitor.end_report import (
     ReportLimits,
     bound_failures,
@@ -40,6 +43,7 @@ class EndSource(StrEnum):
     CALLBACK = "callback"
     RECONCILER = "reconciler"
     BATCH_EVENT = "batch-event"
+    END_CHECK = "end-check"
 
 
 class EndOutcome(StrEnum):
@@ -49,6 +53,7 @@ class EndOutcome(StrEnum):
     STILL_RUNNING = "still-running"
     NOT_VISIBLE = "not-visible"
     UNAVAILABLE = "unavailable"
+    CHECK_SCHEDULED = "check-scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +74,14 @@ class Ender:
         track_all_workflows: bool,
         limits: ReportLimits | None = None,
         filler: TaskFiller | None = None,
+        end_checks: EndChecks | None = None,
+        end_check_delay: timedelta = END_CHECK_DELAY,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runs = runs
+        self.clock = clock
+        self.end_checks: EndChecks = end_checks or runs
+        self.end_check_delay = end_check_delay
         self.filler = filler
         self.tasks = tasks
         self.cromwell = cromwell
@@ -116,7 +127,8 @@ class Ender:
         return EndOutcome.ALREADY_ENDED
 
     def check_after_tasks(self, workflow_ids: Iterable[str]) -> dict[str, EndOutcome]:
-        """Path 3: for runs whose counts show no unfinished task, one `/status` each."""
+        """Path 3: for runs whose counts show no unfinished task, ask for one end check
+        `end_check_delay` from now (no Cromwell call here; `monitor.asking`)."""
         outcomes: dict[str, EndOutcome] = {}
         for workflow_id in dict.fromkeys(workflow_ids):
             counts = self.tasks.run_counts(workflow_id)
@@ -124,37 +136,10 @@ class Ender:
                 continue
             if counts.unfinished_tasks > 0:
                 continue
-            outcomes[workflow_id] = self._check_status(workflow_id, counts)
+            due = self.clock() + self.end_check_delay
+            if self.end_checks.request_end_check(workflow_id, due):
+                outcomes[workflow_id] = EndOutcome.CHECK_SCHEDULED
         return outcomes
-
-    def _check_status(self, workflow_id: str, counts: RunCounts) -> EndOutcome:
-        try:
-            self.cromwell_calls += 1
-            raw = self.cromwell.status(workflow_id)
-        except CromwellNotFound:
-            return EndOutcome.NOT_VISIBLE  # an early 404 means still Submitted
-        except (CromwellUnavailable, CromwellAuthError) as exc:
-            # Refused credentials are counted and alarmed by the client; the batch's events are
-            # recorded, and failing it would only bring them back to be refused again.
-            logger.warning("Cromwell unavailable; the reconciler will check", extra={"error": str(exc)})
-            return EndOutcome.UNAVAILABLE
-        try:
-            status = RunStatus(raw)
-        except ValueError:
-            logger.warning("unknown workflow status from Cromwell", extra={"status": raw})
-            return EndOutcome.STILL_RUNNING
-        if not status.terminal:
-            if status is RunStatus.ABORTING and counts.status_rank < status.rank:
-                self.runs.advance_status(workflow_id, status)
-            return EndOutcome.STILL_RUNNING
-        try:
-            return self.end(workflow_id, status, source=EndSource.BATCH_EVENT, known=counts)
-        except CromwellUnavailable as exc:
-            logger.warning(
-                "Cromwell unavailable for the report; the reconciler will end the run",
-                extra={"error": str(exc)},
-            )
-            return EndOutcome.UNAVAILABLE
 
     # -- report --------------------------------------------------------------------------------
 

@@ -78,8 +78,22 @@ class RunBook(Protocol):
         """Runs not finished yet, oldest first."""
         ...
 
+    def get_run(self, workflow_id: str) -> dict[str, Any] | None:
+        """The run item's plain attributes (None: no such run)."""
+        ...
+
     def advance_status(self, workflow_id: str, status: RunStatus, at: datetime | None = None) -> bool:
         """Move a run to a later non-terminal status; False when it is there or further already."""
+        ...
+
+    def request_end_check(self, workflow_id: str, due: datetime) -> bool:
+        """Ask for one status check of a run at `due` (only ever moved later; False when refused)."""
+        ...
+
+    def note_asked(
+        self, workflow_id: str, at: datetime, *, silent_asks: int, end_check_at: datetime | None
+    ) -> bool:
+        """Record that Cromwell was asked about a run still going (monitor.asking)."""
         ...
 
     def finish(

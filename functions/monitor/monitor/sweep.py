@@ -1,9 +1,12 @@
 """The reconciler's sweep: what events cannot tell.
 
-1. Every unfinished run in the ledger (`RunLedger.list_active`) is looked up in Cromwell through
-   /query, `chunk` ids per call (not one call per run). Terminal -> `Ender.end` (this catches
-   workflows served wholly from call cache, workflows aborted while queued, missed callbacks);
-   a later non-terminal status (Running, Aborting) -> `RunLedger.advance_status`.
+1. The unfinished runs in the ledger (`RunLedger.list_active`) that are due to be asked about
+   (`monitor.asking.AskPolicy`: an end check asked for by the last task end, or a silence) are
+   looked up in Cromwell through /query, 100 ids per call (not one call per run). Terminal ->
+   `Ender.end` (this catches workflows served wholly from call cache, workflows aborted while
+   queued, missed callbacks, and ends runs without a callback); a later non-terminal status
+   (Running, Aborting) -> `RunLedger.advance_status`; still going -> the ask is recorded, so
+   that the next one waits longer. Runs not due cost no Cromwell call.
 2. Runs still going whose counts show RUNNABLE tasks: tasks RUNNABLE for longer than
    STUCK_AFTER_MINUTES raise a STUCK outbox event, once per RUNNABLE period. A Batch retry
    (same jobId) moves a task from RUNNING back to RUNNABLE with a new `runnable_at`, and each
@@ -17,7 +20,8 @@
    job's stored event is replayed as a normal transition and its item becomes a pointer, so later
    events of the job are tied without Cromwell.
 4. With TRACK_ALL_WORKFLOWS, Running root workflows Cromwell knows and the ledger does not are
-   adopted (run item with origin `adopted`).
+   adopted (run item with origin `adopted`): at most once every `adopt_every` per container,
+   a fixed cost that does not grow with the runs watched.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from typing import Any
 
 from courier.conventions import job_name_for_call
 from courier.errors import CromwellError, CromwellUnavailable, InvalidEvent
-from courier.ledger.records import StuckPayload, TaskView, parse_time
+from courier.ledger.records import StuckPayload, TaskView
 from courier.ledger.runs import ActiveRun
-from courier.ledger.task_types import Pointer
+from courier.ledger.task_types import Pointer, RunCounts
 from courier.models import RunStatus, TaskStatus
+from monitor.asking import AskPolicy, AskReason, RunClock, parse_time
 from monitor.attribution import Attribution
 from monitor.ending import Ender, EndOutcome, EndSource
 from monitor.events import parse_event
@@ -45,6 +50,7 @@ from monitor.tracking import Tracker, TrackOutcome
 @dataclass(slots=True)
 class SweepReport:
     active: int = 0
+    asked: int = 0
     cromwell_calls: int = 0
     ended: int = 0
     advanced: int = 0
@@ -58,6 +64,7 @@ class SweepReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "active": self.active,
+            "asked": self.asked,
             "cromwell_calls": self.cromwell_calls,
             "ended": self.ended,
             "advanced": self.advanced,
@@ -85,6 +92,8 @@ class Reconciler:
         max_metadata_calls: int = 25,
         max_unattributed: int = 500,
         max_adoption_pages: int = 5,
+        policy: AskPolicy | None = None,
+        adopt_every: timedelta = timedelta(hours=1),
     ) -> None:
         self.runs = runs
         self.tasks = tasks
@@ -97,27 +106,45 @@ class Reconciler:
         self.max_metadata_calls = max_metadata_calls
         self.max_unattributed = max_unattributed
         self.max_adoption_pages = max_adoption_pages
+        self.policy = policy or AskPolicy()
+        self.adopt_every = adopt_every
+        self._adopted_at: datetime | None = None
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
         calls_before = self.ender.cromwell_calls
+        now = self.clock()
         active = list(self.runs.list_active())
         report.active = len(active)
+        items = {run.workflow_id: self.runs.get_run(run.workflow_id) for run in active}
+        clocks = {wid: RunClock.from_run(wid, item) for wid, item in items.items()}
+        due = {wid: reason for wid, c in clocks.items() if (reason := self.policy.reason(c, now))}
+        report.asked = len(due)
         statuses: Mapping[str, str] = {}
-        if active:
+        if due:
             try:
-                statuses = self.cromwell.statuses([run.workflow_id for run in active])
-                report.cromwell_calls += -(-len(active) // 100)
+                statuses = self.cromwell.statuses(list(due))
+                report.cromwell_calls += -(-len(due) // 100)
             except CromwellUnavailable as exc:
                 report.errors.append(f"status sweep: {exc}")
                 return report
         going: list[ActiveRun] = []
         for run in active:
-            self._reconcile_run(run, statuses.get(run.workflow_id), report, going)
+            reason = due.get(run.workflow_id)
+            if reason is None:
+                if not clocks[run.workflow_id].ended:
+                    going.append(run)
+                continue
+            if self._reconcile_run(run, statuses.get(run.workflow_id), reason, report, going):
+                asks, end_check_at = self.policy.after_ask(clocks[run.workflow_id], reason, now)
+                self.runs.note_asked(run.workflow_id, now, silent_asks=asks, end_check_at=end_check_at)
         for run in going:
-            self._stuck(run, report)
+            item = items.get(run.workflow_id)
+            if item is not None:
+                self._stuck(run, RunCounts.from_item(item), report)
         self._attribute(active, report)
-        if self.track_all:
+        if self.track_all and (self._adopted_at is None or now - self._adopted_at >= self.adopt_every):
+            self._adopted_at = now
             self._adopt({run.workflow_id for run in active}, report)
         report.cromwell_calls += self.ender.cromwell_calls - calls_before
         return report
@@ -125,25 +152,27 @@ class Reconciler:
     # -- 1. statuses ---------------------------------------------------------------------------
 
     def _reconcile_run(
-        self, run: ActiveRun, raw: str | None, report: SweepReport, going: list[ActiveRun]
-    ) -> None:
+        self, run: ActiveRun, raw: str | None, reason: AskReason, report: SweepReport, going: list[ActiveRun]
+    ) -> bool:
+        """Apply Cromwell's answer; True when the run is still going (the ask is recorded)."""
         if raw is None:
             report.unknown_to_cromwell += 1  # not visible yet (early 404) or unknown to Cromwell
             going.append(run)
-            return
+            return True
         try:
             status = RunStatus(raw)
         except ValueError:
             report.errors.append(f"{run.workflow_id}: unknown status {raw!r}")
-            return
+            return True
         if status.terminal:
+            source = EndSource.END_CHECK if reason is AskReason.END_CHECK else EndSource.RECONCILER
             try:
-                outcome = self.ender.end(run.workflow_id, status, source=EndSource.RECONCILER)
+                outcome = self.ender.end(run.workflow_id, status, source=source)
             except CromwellUnavailable as exc:
                 report.errors.append(f"{run.workflow_id}: report data unavailable: {exc}")
-                return
+                return False
             report.ended += outcome is EndOutcome.ENDED
-            return
+            return False
         try:
             ledger_rank = RunStatus(run.status).rank
         except ValueError:
@@ -151,11 +180,11 @@ class Reconciler:
         if status.rank > ledger_rank and self.runs.advance_status(run.workflow_id, status):
             report.advanced += 1
         going.append(run)
+        return True
 
     # -- 2. stuck tasks ------------------------------------------------------------------------
 
-    def _stuck(self, run: ActiveRun, report: SweepReport) -> None:
-        counts = self.tasks.run_counts(run.workflow_id)
+    def _stuck(self, run: ActiveRun, counts: RunCounts, report: SweepReport) -> None:
         if counts.counts.get(TaskStatus.RUNNABLE.value, 0) <= 0:
             return
         now = self.clock()

@@ -14,7 +14,9 @@ from courier.errors import ConfigurationError
 class BaseSettings(BaseModel):
     """Common settings. Field aliases are the environment variable names."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # Schemas are built on first validation: each function validates one settings model, and
+    # building the others (and this base) at import would only slow its cold start.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     table_name: str = Field(alias="LEDGER_TABLE", min_length=3, description="DynamoDB run ledger table")
     retention_days: int = Field(

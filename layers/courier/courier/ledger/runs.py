@@ -318,6 +318,53 @@ class RunLedger:
                 return False
             raise
 
+    # -- when the reconciler asks Cromwell about a run (monitor.asking) -------------------------
+
+    def request_end_check(self, workflow_id: str, due: datetime) -> bool:
+        """Ask for one status check of the run at `due`: `end_check_at`, only ever moved later
+        (the last task end wins), only on a run that has not ended. False when refused."""
+        return self._set_if_going(
+            workflow_id,
+            "SET end_check_at = :due",
+            {":due": iso(due)},
+            extra_condition="(attribute_not_exists(end_check_at) OR end_check_at < :due)",
+        )
+
+    def note_asked(
+        self, workflow_id: str, at: datetime, *, silent_asks: int, end_check_at: datetime | None
+    ) -> bool:
+        """Record that Cromwell was asked about the run at `at` and it is still going: the count
+        of asks during the current silence, and the next end check, if any."""
+        values: dict[str, Any] = {":at": iso(at), ":n": silent_asks}
+        if end_check_at is None:
+            expression = "SET last_asked_at = :at, silent_asks = :n REMOVE end_check_at"
+        else:
+            expression = "SET last_asked_at = :at, silent_asks = :n, end_check_at = :due"
+            values[":due"] = iso(end_check_at)
+        return self._set_if_going(workflow_id, expression, values)
+
+    def _set_if_going(
+        self, workflow_id: str, expression: str, values: Mapping[str, Any], extra_condition: str = ""
+    ) -> bool:
+        condition = "attribute_exists(#pk) AND status_rank < :ended"
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                UpdateExpression=expression,
+                ConditionExpression=f"{condition} AND {extra_condition}" if extra_condition else condition,
+                ExpressionAttributeNames={"#pk": s.PK},
+                ExpressionAttributeValues={
+                    ":ended": serialize(RunStatus.SUCCEEDED.rank),
+                    **{k: serialize(v) for k, v in values.items()},
+                },
+            )
+            return True
+        except ClientError as exc:
+            if conditional_failure(exc):
+                return False
+            raise
+
     def finish(
         self,
         workflow_id: str,
