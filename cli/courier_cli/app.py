@@ -540,18 +540,61 @@ def abort(session: Session, run: str, as_json: bool) -> None:
     )
 
 
+# -- report ---------------------------------------------------------------------------------------
+
+
+@naming_a_run
+@cli.command(short_help="Write a run's report: one self-contained HTML page.")
+@click.argument("run")
+@click.option(
+    "--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the page here."
+)
+@json_option
+@pass_session
+def report(session: Session, run: str, html_file: Path | None, as_json: bool) -> None:
+    """Write a run's report: one self-contained HTML page (timeline, cost, failures, outputs).
+
+    Written to --html FILE, else to <workflow name>-<id's first 8 characters>.report.html here.
+    """
+    found = session.ledger.find(run)
+    conn = session.conn
+    page = render_report(
+        found,
+        session.ledger.tasks(found.workflow_id),
+        generated_at=_now(),
+        prices=conn.deployment.prices,
+        region=None if conn.deployment.local else conn.region,
+        receipt=session.ledger.receipt_of(found),
+    )
+    target = html_file or Path(f"{_slug(found.name)}-{found.workflow_id[:8]}.report.html")
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {target}: {exc.strerror or exc}")
+    if as_json:
+        _emit_json({"workflow_id": found.workflow_id, "html": str(target), "bytes": len(page.encode())})
+        return
+    session.console.print(f"Report of {found.name} written to {target}", markup=False)
+
+
 # -- rerun ----------------------------------------------------------------------------------------
 
 
 @cli.command()
 @click.argument("target", metavar="BATCH|RUN")
 @click.option("--failed", is_flag=True, help="Only the runs that did not succeed.")
-@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for the receipt.")
+@click.option(
+    "--timeout", default=180.0, show_default=True, metavar="SECONDS", help="How long to wait for the receipt."
+)
 @json_option
 @pass_session
 def rerun(session: Session, target: str, failed: bool, timeout: float, as_json: bool) -> None:
-    """Re-run a batch (a sample sheet's runs) or one run, with Cromwell's call caching asked for:
-    writes the folder's rerun.json and waits for its receipt. Exit status 1 when it was refused."""
+    """Re-run a batch or a run, with call caching.
+
+    BATCH is a sample sheet's batch id (its receipt's sheet_id, named in the batch's digest). RUN
+    is a workflow id or its first characters, an inputs key or s3:// URL. Writes the folder's
+    rerun.json and waits for its receipt. Exit status 1 when it was refused.
+    """
     conn = session.conn
     plan = plan_rerun(
         target,
@@ -595,43 +638,6 @@ def rerun(session: Session, target: str, failed: bool, timeout: float, as_json: 
             console.print(f"  - {reason}", markup=False, style="red")
     if outcome.refused or any(line.get("status") == "Rejected" for line in runs):
         sys.exit(REFUSED_EXIT)
-
-
-# -- report ---------------------------------------------------------------------------------------
-
-
-@naming_a_run
-@cli.command(short_help="Write a run's report: one self-contained HTML page.")
-@click.argument("run")
-@click.option(
-    "--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the page here."
-)
-@json_option
-@pass_session
-def report(session: Session, run: str, html_file: Path | None, as_json: bool) -> None:
-    """Write a run's report: one self-contained HTML page (timeline, cost, failures, outputs).
-
-    Written to --html FILE, else to <workflow name>-<id's first 8 characters>.report.html here.
-    """
-    found = session.ledger.find(run)
-    conn = session.conn
-    page = render_report(
-        found,
-        session.ledger.tasks(found.workflow_id),
-        generated_at=_now(),
-        prices=conn.deployment.prices,
-        region=None if conn.deployment.local else conn.region,
-        receipt=session.ledger.receipt_of(found),
-    )
-    target = html_file or Path(f"{_slug(found.name)}-{found.workflow_id[:8]}.report.html")
-    try:
-        target.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        _fail(f"cannot write {target}: {exc.strerror or exc}")
-    if as_json:
-        _emit_json({"workflow_id": found.workflow_id, "html": str(target), "bytes": len(page.encode())})
-        return
-    session.console.print(f"Report of {found.name} written to {target}", markup=False)
 
 
 def _slug(text: str) -> str:
