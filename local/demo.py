@@ -3,8 +3,10 @@
 A LOCAL EMULATION: moto stands in for AWS (resources created from template.yaml), the local engine
 runs the WDL as local processes and causes the AWS Batch events Cromwell would, the functions'
 handlers run in this process. Two run folders are dropped into the runs bucket: a scatter over
-three samples with an imported task file, and a run whose second task fails. The demo ends by
-itself once both runs are over and reported, and exits 0 when they ended as expected.
+three samples with an imported task file, and a run whose second task fails; then a small cohort,
+a sample sheet of three samples one of which fails, whose batch ends with one digest (printed at
+the end). The demo ends by itself once every run is over and reported, and exits 0 when they
+ended as expected.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 
 DEMO_RUNS = Path(__file__).resolve().parent / "demo_runs"
 EXPECTED = {"scatter": "Succeeded", "failing": "Failed"}
+#: The cohort's sheet: its runs by how they ended, once its batch has ended.
+COHORT = "cohort"
+COHORT_EXPECTED = {"Succeeded": 2, "Failed": 1}
 
 BANNER = """\
 Cromwell Courier - local demo
@@ -75,13 +80,16 @@ def main(argv: list[str] | None = None, *, before_stop: Callable[[LocalStack], N
                 print(f"no receipt for {inputs_key}", file=sys.stderr)
                 return 1
             workflow_ids[name] = str(receipt["workflow_id"])
+        (sheet,) = stack.drop_folder(DEMO_RUNS / COHORT, f"demo/{COHORT}")
         deadline = time.monotonic() + args.timeout
         for name, workflow_id in workflow_ids.items():
             run = stack.wait_for_end(workflow_id, timeout=max(1.0, deadline - time.monotonic()))
             outcomes[name] = str(run.status) if run else "unfinished"
+        cohort = _cohort(stack, sheet, timeout=max(1.0, deadline - time.monotonic()))
         stack.settle(timeout=5)
         if before_stop is not None:
             before_stop(stack)
+        digest = next((e for e in stack.emails() if e.subject.startswith("Courier: Batch")), None)
         print("\nStopping the local stack ...", flush=True)
     elapsed = time.monotonic() - started
     print("\nSummary (local emulation)")
@@ -91,8 +99,32 @@ def main(argv: list[str] | None = None, *, before_stop: Callable[[LocalStack], N
         mark = "as expected" if got == expected else f"EXPECTED {expected}"
         ok = ok and got == expected
         print(f"  {name:<10} {got:<11} {mark}")
+    cohort_ok = cohort == COHORT_EXPECTED and digest is not None
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(cohort.items())) or "unfinished"
+    print(
+        f"  {COHORT:<10} {sum(cohort.values())} runs ({counts}), one digest: "
+        + ("as expected" if cohort_ok else f"EXPECTED {COHORT_EXPECTED}")
+    )
     print(f"  done in {elapsed:.0f} s; everything it started has stopped.")
-    return 0 if ok else 1
+    if digest is not None:
+        print(f"\nThe cohort's digest (e-mail), {digest.subject}:\n")
+        print(digest.body)
+    return 0 if ok and cohort_ok else 1
+
+
+def _cohort(stack: LocalStack, sheet: str, timeout: float) -> dict[str, int]:
+    """The cohort's runs by how they ended, once its batch has ended and its digest is out."""
+    receipt = stack.wait_for(
+        lambda: (
+            (r := stack.wait_for_receipt(sheet, timeout=1)) is not None and r.get("status") == "Done" and r
+        ),
+        timeout,
+    )
+    if not receipt:
+        print(f"no receipt for {sheet}", file=sys.stderr)
+        return {}
+    batch = stack.wait_for_batch(str(receipt["sheet_id"]), timeout=timeout)
+    return dict(batch.counts) if batch is not None else {}
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from courier_cli.drop import Dropper, Outcome, plan_drop
 from courier_cli.errors import ConsoleError, explain
 from courier_cli.logs import LogReader, select_tasks
 from courier_cli.lookup import Ledger
+from courier_cli.rerun import plan_rerun, read_receipt
 
 #: Exit status of `drop` when a run was refused and of `watch` when a run did not succeed.
 REFUSED_EXIT = 1
@@ -574,6 +575,69 @@ def report(session: Session, run: str, html_file: Path | None, as_json: bool) ->
         _emit_json({"workflow_id": found.workflow_id, "html": str(target), "bytes": len(page.encode())})
         return
     session.console.print(f"Report of {found.name} written to {target}", markup=False)
+
+
+# -- rerun ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("target", metavar="BATCH|RUN")
+@click.option("--failed", is_flag=True, help="Only the runs that did not succeed.")
+@click.option(
+    "--timeout", default=180.0, show_default=True, metavar="SECONDS", help="How long to wait for the receipt."
+)
+@json_option
+@pass_session
+def rerun(session: Session, target: str, failed: bool, timeout: float, as_json: bool) -> None:
+    """Re-run a batch or a run, with call caching.
+
+    BATCH is a sample sheet's batch id (its receipt's sheet_id, named in the batch's digest). RUN
+    is a workflow id or its first characters, an inputs key or s3:// URL. Writes the folder's
+    rerun.json and waits for its receipt. Exit status 1 when it was refused.
+    """
+    conn = session.conn
+    plan = plan_rerun(
+        target,
+        failed_only=failed,
+        batches=session.ledger.views,
+        find_run=session.ledger.find,
+        bucket=conn.deployment.bucket,
+    )
+    s3 = conn.client("s3")
+    dropper = Dropper(s3, plan.bucket)
+    before = {plan.key: dropper.receipt_etag(plan.key)}
+    s3.put_object(
+        Bucket=plan.bucket, Key=plan.key, Body=plan.document.encode(), ContentType="application/json"
+    )
+    if not as_json:
+        session.console.print(
+            f"wrote s3://{plan.bucket}/{plan.key}; waiting for its receipt ...", style="dim"
+        )
+    (outcome,) = dropper.wait(before, timeout=timeout, on_outcome=lambda _: None)
+    receipt = read_receipt(s3, plan.bucket, plan.key)
+    runs = [r for r in receipt.get("runs") or [] if isinstance(r, dict)]
+    if as_json:
+        _emit_json({"rerun": f"s3://{plan.bucket}/{plan.key}", **receipt})
+    else:
+        console = session.console
+        style = (
+            "green" if outcome.status == "Submitted" else ("yellow" if outcome.status == "Nothing" else "red")
+        )
+        console.print(
+            f"[{style}]{escape(outcome.status)}[/] batch {escape(str(receipt.get('batch_id') or '-'))}"
+        )
+        for line in runs:
+            console.print(
+                f"  {line.get('sample') or '-'}: {line.get('status')} {line.get('workflow_id') or ''}"
+                f" (replaces {line.get('replaces')})",
+                markup=False,
+            )
+            for reason in line.get("reasons") or []:
+                console.print(f"    - {reason}", markup=False, style="red")
+        for reason in outcome.reasons:
+            console.print(f"  - {reason}", markup=False, style="red")
+    if outcome.refused or any(line.get("status") == "Rejected" for line in runs):
+        sys.exit(REFUSED_EXIT)
 
 
 def _slug(text: str) -> str:

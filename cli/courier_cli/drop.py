@@ -135,9 +135,10 @@ class Dropper:
     def receipt_etags(self, plan: DropPlan) -> dict[str, str | None]:
         """The ETag of each inputs file's receipt before the drop (None: no receipt yet), so that
         an earlier drop's receipt is not taken for this one's."""
-        return {u.key: self._receipt_etag(u.key) for u in plan.inputs}
+        return {u.key: self.receipt_etag(u.key) for u in plan.inputs}
 
-    def _receipt_etag(self, key: str) -> str | None:
+    def receipt_etag(self, key: str) -> str | None:
+        """The ETag of the receipt of `key` (None: no receipt yet)."""
         try:
             return str(self.s3.head_object(Bucket=self.bucket, Key=key + RECEIPT_SUFFIX)["ETag"])
         except ClientError as exc:
@@ -160,7 +161,7 @@ class Dropper:
         delay = 0.25
         while pending:
             for key, etag in list(pending.items()):
-                current = self._receipt_etag(key)
+                current = self.receipt_etag(key)
                 if current is None or current == etag:
                     continue
                 body = self.s3.get_object(Bucket=self.bucket, Key=key + RECEIPT_SUFFIX)["Body"].read()

@@ -38,7 +38,7 @@ from local.stack.timeline import Entry, Timeline
 from local.stack.transactions import install as install_transactions
 
 if TYPE_CHECKING:
-    from courier.ledger.records import RunView
+    from courier.ledger.records import BatchView, RunView
 
 #: moto accepts any credentials; "testing" is its documented placeholder, never a real one.
 FAKE_CREDENTIALS = dict.fromkeys(
@@ -583,7 +583,7 @@ class LocalStack:
 
     def wait_for_end(self, workflow_id: str, timeout: float = 60) -> RunView | None:
         """The run once it is terminal and its ENDED (or REJECTED) message was delivered."""
-        from courier.ledger.records import DeliveryState  # noqa: PLC0415
+        from courier.ledger.records import DeliveryState, EndedPayload  # noqa: PLC0415
         from courier.ledger.views import RunViews  # noqa: PLC0415
         from courier.models import NotificationKind  # noqa: PLC0415
 
@@ -595,7 +595,8 @@ class LocalStack:
             if run is None or not run.ended:
                 return None
             for event in views.events(workflow_id):
-                if event.kind not in ends:
+                told_by_digest = isinstance(event.payload, EndedPayload) and event.payload.left_to_digest(run)
+                if event.kind not in ends or told_by_digest:
                     continue
                 states = [d.state for d in event.delivery.values()]
                 if not states or DeliveryState.CLAIMED in states:
@@ -603,6 +604,26 @@ class LocalStack:
             return run
 
         result: RunView | None = self.wait_for(ended, timeout, interval=0.2)
+        return result
+
+    def wait_for_batch(self, batch_id: str, timeout: float = 60) -> BatchView | None:
+        """The batch once its last run has ended and its digest was delivered."""
+        from courier.ledger.records import DeliveryState  # noqa: PLC0415
+        from courier.ledger.schema import event_sk  # noqa: PLC0415
+        from courier.ledger.views import RunViews  # noqa: PLC0415
+        from courier.models import NotificationKind  # noqa: PLC0415
+
+        views = RunViews(self.table_name, self.client("dynamodb"))
+
+        def ended() -> BatchView | None:
+            batch = views.batch(batch_id)
+            if batch is None or not batch.ended_by:
+                return None
+            digest = views.event(batch.ended_by, event_sk(NotificationKind.BATCH_ENDED.value, batch_id))
+            states = [d.state for d in digest.delivery.values()] if digest else []
+            return batch if states and DeliveryState.CLAIMED not in states else None
+
+        result: BatchView | None = self.wait_for(ended, timeout, interval=0.2)
         return result
 
     def settle(self, timeout: float = 10.0, quiet_seconds: float = 0.5) -> bool:

@@ -62,13 +62,14 @@ def _submit_service(env: Mapping[str, str], clients: ClientFactory) -> tuple[Any
 
 
 def _submit(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
-    from submit.sheet_composition import build_sheet_service  # noqa: PLC0415
+    from submit.sheet_composition import build_rerun_service, build_sheet_service  # noqa: PLC0415
 
     settings, service = _submit_service(env, clients)
     sheets = build_sheet_service(
         settings, service, s3=clients("s3"), dynamodb=clients("dynamodb"), sqs=clients("sqs")
     )
-    return {"service": service, "sheets": sheets}
+    reruns = build_rerun_service(settings, service, sheets, s3=clients("s3"), dynamodb=clients("dynamodb"))
+    return {"service": service, "sheets": sheets, "reruns": reruns}
 
 
 def _rows(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:

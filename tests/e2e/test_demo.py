@@ -98,7 +98,9 @@ def test_make_demo_prints_what_happened(
     assert labels <= {e.run for e in entries}
 
     # Receipts: one per run, printed with the workflow id the receipt in the bucket holds.
-    printed_receipts = {e.run: _RECEIPT.match(e.text) for e in entries if e.kind == "receipt"}
+    printed_receipts = {
+        e.run: _RECEIPT.match(e.text) for e in entries if e.kind == "receipt" and e.run in labels
+    }
     assert set(printed_receipts) == labels
     ids: dict[str, str] = {}
     for label, match in printed_receipts.items():
@@ -107,8 +109,14 @@ def test_make_demo_prints_what_happened(
         assert match["status"] == receipt["status"] == "Submitted"
         assert match["id"] == receipt["workflow_id"]
         ids[label] = match["id"]
-    assert set(held.runs) == set(ids.values())
-    assert set(held.receipts) == {f"demo/{label}/inputs.json" for label in labels}
+    cohort = {
+        wf for wf, run in held.runs.items() if str(run.get("inputs_key", "")).startswith("demo/cohort/")
+    }
+    assert set(held.runs) - cohort == set(ids.values())
+    assert len(cohort) == 3
+    assert set(held.receipts) == {f"demo/{label}/inputs.json" for label in labels} | {
+        "demo/cohort/samples.tsv"
+    }
 
     # Runs: the last state printed for each is the ledger's, and the summary says the same.
     summary = {m["run"]: m["status"] for m in map(_SUMMARY.match, out.splitlines()) if m}
@@ -150,7 +158,14 @@ def test_make_demo_prints_what_happened(
         "Courier: Run succeeded: scatter_demo",
         "Courier: A task failed: failing_demo",
         "Courier: Run failed: failing_demo",
+        "Courier: A task failed: cohort_demo",
+        "Courier: Batch ended: 1 of 3 not succeeded: cohort_demo",
     }
+    # the cohort: one digest, printed at the end
+    (digest,) = [m for m in held.emails if m.subject.startswith("Courier: Batch")]
+    assert "  cohort     3 runs (1 failed, 2 succeeded), one digest: as expected" in out
+    assert out.rstrip().endswith(digest.body.rstrip())
+    assert "NA12891  Failed" in digest.body
     (failed_email,) = [m for m in held.emails if m.subject == "Courier: Run failed: failing_demo"]
     (printed_failed,) = [e for e in entries if e.kind == "e-mail" and e.first == failed_email.subject]
     stderr_line = "error: reference genome /refs/GRCh38.fa not found"

@@ -44,25 +44,32 @@ def test_a_three_row_sheet_gives_three_runs(stack: LocalStack, observer: Observe
         run = stack.wait_for_end(workflow_id, timeout=90)
         assert run is not None, f"row {row['sample']} did not end"
         assert (run.status, run.inputs_key, run.workflow_name) == ("Succeeded", key, "cohort")
-        assert observer.outbox(workflow_id) == ["ENDED", "SUBMITTED"]
+        events = observer.outbox(workflow_id)
+        assert [e for e in events if e != "BATCH_ENDED"] == ["ENDED", "SUBMITTED"]
+        assert observer.emails(workflow_id) == []  # the batch's digest tells its end
+    batch = stack.wait_for_batch(done["sheet_id"], timeout=30)
+    assert batch is not None
+    assert (batch.runs, batch.ended, dict(batch.counts)) == (3, 3, {"Succeeded": 3})
+    assert observer.outbox(batch.ended_by or "").count("BATCH_ENDED") == 1
     stack.settle(timeout=10)
 
-    # each run got the common greeting and its own cells
-    summaries = {}
-    for row in table:
-        (email,) = observer.emails(row["workflow_id"])
-        summaries[row["sample"]] = next(
-            line.strip().removeprefix("* ") for line in email.body.splitlines() if "cohort.summary =" in line
-        )
-    assert summaries == {
-        "S1": "cohort.summary = Hello sample-1: 100 reads",
-        "S2": "cohort.summary = Hello sample-2: 200 reads",
-        "S3": "cohort.summary = Hello sample-3: 1000 reads",
+    # one digest, and each run's outputs in the outputs table: the common greeting and its own cells
+    (digest,) = stack.wait_for(
+        lambda: [e for e in stack.emails() if e.subject.startswith("Courier: Batch")], timeout=30
+    )
+    assert digest.subject == "Courier: Batch succeeded: cohort"
+    body = observer.s3.get_object(Bucket=observer.bucket, Key=f"{PREFIX}/outputs.tsv")["Body"].read()
+    outputs = list(csv.DictReader(io.StringIO(body.decode()), delimiter="\t"))
+    assert {r["sample"]: r["cohort.summary"] for r in outputs} == {
+        "S1": "Hello sample-1: 100 reads",
+        "S2": "Hello sample-2: 200 reads",
+        "S3": "Hello sample-3: 1000 reads",
     }
 
     # inputs.json gave the common values: no run, no receipt of its own; the rows wrote no files
     assert observer.runs_of(f"{PREFIX}/inputs.json") == []
     assert observer.receipt(f"{PREFIX}/inputs.json") is None
     assert observer.receipts_under(PREFIX) == [receipt_key(sheet)]
+    assert observer.runs_of(f"{PREFIX}/outputs.tsv") == []
     assert stack.router is not None
     assert stack.router.queues_drained()

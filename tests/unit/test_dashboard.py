@@ -44,6 +44,8 @@ FAMILIES: dict[str, set[str]] = {
     "Runs{outcome.status}": {RunStatus.SUBMITTED.value, RunStatus.REJECTED.value, "Duplicate"},
     # submit.sheet_entry: a sample sheet's outcome (SheetOutcome.status of submit.sheet_service)
     "Sheets{outcome.status}": {"Queued", "Rejected", "Duplicate", "Ignored"},
+    # submit.handler: a rerun.json's outcome (RerunOutcome.status of submit.rerun)
+    "Reruns{outcome.status}": {"Submitted", "Rejected", "Nothing"},
     # submit.rows: a sheet row's outcome (a SubmitOutcome status, or a row handled before)
     "Rows{status}": {RunStatus.SUBMITTED.value, RunStatus.REJECTED.value, "Duplicate"},
     # monitor.ending: a run's terminal status

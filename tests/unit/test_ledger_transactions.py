@@ -249,3 +249,71 @@ def test_a_stuck_alert_and_its_mark_go_in_one_transaction() -> None:
     assert mark["Update"]["Key"]["sk"] == {"S": "TASK#job-1"}
     refused = StubClient(cancelled("ConditionalCheckFailed", "None"))
     assert not TaskLedger("t", refused).raise_stuck(ROOT, view, StuckPayload(job_id="job-1"))  # type: ignore[arg-type]
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+BATCH_ID = "b47c0000-0000-5000-8000-000000000001"
+
+
+def batch_view(ended: int, expected: int | None = 3) -> Any:
+    from courier.ledger.records import BatchView  # noqa: PLC0415
+
+    return BatchView(BATCH_ID, expected=expected, runs=3, ended=ended)
+
+
+def test_a_batch_run_that_ends_counts_once_pinned_on_the_ended_count_it_read() -> None:
+    items = tx.batch_end_items(
+        "t", BATCH_ID, ROOT, RunStatus.FAILED, batch_view(1), now=T0, retention=RETENTION
+    )
+    (update,) = items  # not the last: no digest
+    request = update["Update"]
+    assert request["UpdateExpression"] == "SET #upd = :now ADD #ended :one, #final :one"
+    assert request["ExpressionAttributeNames"]["#final"] == "runs_Failed"
+    assert (
+        request["ConditionExpression"]
+        == "((attribute_not_exists(#ended) AND :seen = :zero) OR #ended = :seen)"
+    )
+    assert from_item({"n": request["ExpressionAttributeValues"][":seen"]})["n"] == 1
+
+
+def test_the_last_run_stamps_the_batch_once_and_inserts_the_digest_event() -> None:
+    update, digest = tx.batch_end_items(
+        "t", BATCH_ID, ROOT, RunStatus.SUCCEEDED, batch_view(2), now=T0, retention=RETENTION
+    )
+    assert "#eat = :now, #eby = :eby" in update["Update"]["UpdateExpression"]
+    assert update["Update"]["ConditionExpression"].endswith("AND (attribute_not_exists(#eby))")
+    item = from_item(digest["Put"]["Item"])
+    assert (item["pk"], item["sk"], item["kind"]) == (
+        f"RUN#{ROOT}",
+        f"EVENT#BATCH_ENDED#{BATCH_ID}",
+        "BATCH_ENDED",
+    )
+    assert item["payload"] == {"batch_id": BATCH_ID}
+    assert digest["Put"]["ConditionExpression"] == "attribute_not_exists(#pk)"
+
+
+def test_a_batch_without_an_expected_count_never_ends_on_its_own() -> None:
+    items = tx.batch_end_items(
+        "t", BATCH_ID, ROOT, RunStatus.SUCCEEDED, batch_view(2, expected=None), now=T0, retention=RETENTION
+    )
+    assert len(items) == 1
+
+
+def test_joining_a_batch_writes_the_member_once_and_counts_it() -> None:
+    from courier.models import RunRecord  # noqa: PLC0415
+
+    run = RunRecord(ROOT, "wf", "b", "f/s.tsv:line-2", "f/", batch_id=BATCH_ID, sample="S1")
+    member, count = tx.batch_transition_items(
+        "t", run, RunStatus.SUBMITTED, None, now=T0, retention=RETENTION
+    )
+    assert member["Put"]["ConditionExpression"] == "attribute_not_exists(#pk)"
+    assert from_item(member["Put"]["Item"])["sample"] == "S1"
+    assert count["Update"]["UpdateExpression"] == "SET #upd = :now ADD #runs :rec"
+    assert "ConditionExpression" not in count["Update"]
+    assert (
+        tx.batch_transition_items(
+            "t", RunRecord(ROOT, "wf", "b", "k", "f/"), RunStatus.SUBMITTED, None, now=T0, retention=RETENTION
+        )
+        == []
+    )

@@ -147,7 +147,7 @@ def service(
         book=book,
         files=files,  # type: ignore[arg-type]
         queue=queue,
-        make_service=lambda _folders, verdicts: FakeService(verdicts, submitted, down[0]),  # type: ignore[arg-type,return-value]
+        make_service=lambda _folders, verdicts, _member: FakeService(verdicts, submitted, down[0]),  # type: ignore[arg-type,return-value]
         options=SheetOptions(render_every_seconds=20),
         clock=lambda: now[0],
     )

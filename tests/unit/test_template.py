@@ -243,6 +243,7 @@ def test_sheet_rows_queue_is_paced_and_least_privilege(resources: dict[str, Any]
         {"suffix": "inputs.json"},
         {"suffix": ".tsv"},
         {"suffix": ".csv"},
+        {"suffix": "rerun.json"},
     ]
 
 

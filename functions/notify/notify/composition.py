@@ -7,11 +7,12 @@ container's, with the shared retry configuration of `courier.clients`.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from courier import clients
 from courier.costs import Prices
-from courier.ledger.deliveries import DeliveryLedger
+from courier.ledger.deliveries import AlertGates, DeliveryLedger
 from courier.ledger.views import RunViews
 from courier.secrets import SECRETS_MANAGER_PREFIX, SecretReader
 from courier.settings import load_settings
@@ -24,7 +25,10 @@ from notify.adapters import (
     parse_slack_secret,
 )
 from notify.artifacts import RunArtifacts
+from notify.batch_delivery import BatchDigests
 from notify.delivery import Notifier, NotifyOptions
+from notify.digest import DigestBuilder
+from notify.grouping import AlertGrouping
 from notify.settings import NotifySettings
 from notify.summary import SummaryBuilder, SummaryOptions
 
@@ -86,9 +90,16 @@ def compose(
             return cache[secret]
 
         slack = slack_poster
+    digests = BatchDigests(DigestBuilder(views, summaries), ObjectStore(s3_client))
+    grouping = None
+    if config.alert_group_seconds:
+        gates = AlertGates(config.table_name, table, period=timedelta(seconds=config.alert_group_seconds))
+        grouping = AlertGrouping(gates, views)
     return Notifier(
         DeliveryLedger(config.table_name, table),
         summaries,
+        digests=digests,
+        grouping=grouping,
         sns=SnsPublisher(sns or clients.aws("sns"), config.topic_arn),
         slack=slack,
         options=NotifyOptions(region=config.console_region, notify_submitted=config.notify_submitted),

@@ -22,6 +22,10 @@ from courier.models import NotificationKind
 from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
 from notify.artifacts import ReportLink
+from notify.batch_delivery import left_to_digest, post_digest
+from notify.digest import BatchDigest
+from notify.grouping import AlertGrouping
+from notify.render_digest import render_digest_email
 from notify.render_email import EmailMessage, render_email
 from notify.render_slack import render_slack
 from notify.summary import RunSummary
@@ -42,6 +46,7 @@ class Deliveries(Protocol):
     ) -> bool: ...
     def release(self, workflow_id: str, event_sk: str, channel: str, *, token: str, error: str) -> bool: ...
     def set_thread(self, workflow_id: str, channel: str, ts: str) -> tuple[str, str]: ...
+    def set_batch_thread(self, batch_id: str, channel: str, ts: str) -> tuple[str, str]: ...
 
 
 class Publisher(Protocol):
@@ -56,6 +61,10 @@ class Artifacts(Protocol):
 
 class Summaries(Protocol):
     def build(self, event: OutboxEvent) -> RunSummary: ...
+
+
+class Digests(Protocol):
+    def build(self, event: OutboxEvent) -> BatchDigest: ...
 
 
 class DeliveryIncomplete(CourierError):
@@ -98,9 +107,13 @@ class Notifier:
         options: NotifyOptions,
         artifacts: Artifacts | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        digests: Digests | None = None,
+        grouping: AlertGrouping | None = None,
     ) -> None:
+        self.grouping = grouping
         self.ledger = ledger
         self.summaries = summaries
+        self.digests = digests
         self.sns = sns
         self.slack = slack
         self.options = options
@@ -113,11 +126,9 @@ class Notifier:
     def deliver(self, event: OutboxEvent, *, deadline: datetime | None = None) -> DeliveryOutcome:
         workflow_id, event_sk = event.workflow_id, event.event_sk
         outcome = DeliveryOutcome(event_sk)
-        if not workflow_id:
-            outcome.reason = "not a notification event"
-            return outcome
-        if event.kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
-            outcome.reason = "SUBMITTED messages are off (NOTIFY_SUBMITTED)"
+        skip = self._skip(event)
+        if skip:
+            outcome.reason = skip
             return outcome
         record = self.ledger.delivery(workflow_id, event_sk)
         if record is None:
@@ -130,8 +141,12 @@ class Notifier:
             outcome.reason = "already delivered"
             return outcome
 
-        summary = self._with_report(self.summaries.build(event))
+        summary = self._with_report(self._build(event))
         now = self.clock()
+        held = self._held_back(event, summary, now)
+        if held:
+            outcome.reason = held
+            return outcome
         lease_until = now + self.options.max_lease
         if deadline is not None:
             lease_until = min(lease_until, deadline + timedelta(seconds=5))
@@ -164,13 +179,51 @@ class Notifier:
             raise DeliveryIncomplete(event_sk, errors, outcome.sent)
         return outcome
 
-    def _with_report(self, summary: RunSummary) -> RunSummary:
+    def _with_report(self, summary: RunSummary | BatchDigest) -> RunSummary | BatchDigest:
         """At the end of a run: its report and receipt written beside its inputs file, and the link."""
-        if not summary.ended or self.artifacts is None:
+        if not isinstance(summary, RunSummary) or not summary.ended or self.artifacts is None:
             return summary
         return replace(summary, report=self.artifacts.write(summary.run))
 
-    def _send(self, channel: str, summary: RunSummary, now: datetime) -> str:
+    def _skip(self, event: OutboxEvent) -> str:
+        """`_skip_reason`; a batch run whose end the digest tells still gets its report beside its
+        inputs file."""
+        reason = self._skip_reason(event)
+        if reason and self.artifacts is not None and left_to_digest(event):
+            self._with_report(self.summaries.build(event))
+        return reason
+
+    def _skip_reason(self, event: OutboxEvent) -> str:
+        """Why an event sends nothing ('' when it is to be sent)."""
+        if not event.workflow_id:
+            return "not a notification event"
+        if event.kind is NotificationKind.SUBMITTED and not self.options.notify_submitted:
+            return "SUBMITTED messages are off (NOTIFY_SUBMITTED)"
+        if left_to_digest(event):
+            return "the batch's digest reports this run's end (courier_notify)"
+        if event.kind is NotificationKind.BATCH_ENDED and self.digests is None:
+            return "batch digests are not configured"
+        return ""
+
+    def _held_back(self, event: OutboxEvent, summary: RunSummary | BatchDigest, now: datetime) -> str:
+        """Why a built message is not sent ('' when it is): a batch run's end told by the digest
+        (its batch recorded after its end), or an alert grouped with one sent within the period."""
+        if not isinstance(summary, RunSummary):
+            return ""
+        if left_to_digest(event, summary.run):
+            return "the batch's digest reports this run's end (courier_notify)"
+        if self.grouping is not None and not self.grouping.admit(event, summary, now):
+            return "grouped: an alert of the same batch, run or queue went out within the period"
+        return ""
+
+    def _build(self, event: OutboxEvent) -> RunSummary | BatchDigest:
+        if event.kind is NotificationKind.BATCH_ENDED and self.digests is not None:
+            return self.digests.build(event)
+        return self.summaries.build(event)
+
+    def _send(self, channel: str, summary: RunSummary | BatchDigest, now: datetime) -> str:
+        if isinstance(summary, BatchDigest):
+            return self._send_digest(channel, summary)
         if channel == SNS:
             # bandit B101: type narrowing; no -O in Lambda
             assert self.sns is not None  # nosec B101
@@ -198,3 +251,12 @@ class Notifier:
             except Exception:
                 logger.exception("could not record the Slack thread of the run")
         return posted.ts
+
+    def _send_digest(self, channel: str, digest: BatchDigest) -> str:
+        if channel == SNS:
+            assert self.sns is not None  # nosec B101
+            return self.sns.publish(render_digest_email(digest, region=self.options.region))
+        poster = self.slack() if self.slack else None
+        if poster is None:
+            return "not configured"
+        return post_digest(poster, digest, self.ledger, region=self.options.region)

@@ -119,7 +119,8 @@ _INTROS = {
 def intro(summary: RunSummary) -> str:
     name = one_line(summary.run.name, 300)
     template = _INTROS.get(summary.kind, "{name}")
-    return template.format(name=name, status=summary.status or "unknown status")
+    text = template.format(name=name, status=summary.status or "unknown status")
+    return f"{text} {summary.group_note}" if summary.group_note else text
 
 
 def summary_rows(summary: RunSummary, now: datetime) -> list[tuple[str, str]]:

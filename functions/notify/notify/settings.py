@@ -32,6 +32,9 @@ class NotifySettings(BaseSettings):
         description="Where run reports and receipts are written",
     )
     stderr_max_bytes: int = Field(default=65536, alias="STDERR_MAX_BYTES", ge=1024, le=1_048_576)
+    #: At most one early-failure alert per batch, stuck alert per run, queue-blocked alert per
+    #: queue in this many seconds (0: every alert goes out).
+    alert_group_seconds: int = Field(default=300, alias="ALERT_GROUP_SECONDS", ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _default_console_region(self) -> NotifySettings:

@@ -160,6 +160,8 @@ class RunSummary:
     reasons: list[str] = field(default_factory=list)
     #: The run's report beside its inputs file (ENDED only): its link, or why it is missing.
     report: ReportLink | None = None
+    #: What a grouped alert stands for (`notify.grouping`): other samples failed, jobs waiting.
+    group_note: str | None = None
 
     @property
     def status(self) -> RunStatus | None:

@@ -13,15 +13,16 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from courier.conventions import requested_workflow_id
+from courier.conventions import RERUN_NAME, requested_workflow_id
 from courier.errors import CromwellUnavailable, InvalidEvent
 from courier.observability import logger, metrics, tracer
 from submit.composition import compose
+from submit.rerun import RerunService
 from submit.service import SubmitService
-from submit.sheet_composition import default_sheet_service
+from submit.sheet_composition import default_rerun_service, default_sheet_service
 from submit.sheet_entry import sheet_upload
 from submit.sheet_service import SheetService
-from submit.upload import is_inputs_file, parse_upload
+from submit.upload import Upload, is_inputs_file, parse_upload
 
 
 @cache
@@ -38,6 +39,7 @@ def lambda_handler(
     context: LambdaContext,
     service: SubmitService | None = None,
     sheets: SheetService | None = None,
+    reruns: RerunService | None = None,
 ) -> dict[str, Any]:
     try:
         upload = parse_upload(event)
@@ -50,6 +52,8 @@ def lambda_handler(
     answer = sheet_upload(upload, sheet_service) if sheet_service else None
     if answer is not None:
         return answer
+    if upload.name == RERUN_NAME:
+        return _rerun(upload, reruns or default_rerun_service())
     if not is_inputs_file(upload.key):
         logger.info("not an inputs file; nothing to do", extra={"key": upload.key})
         return {"status": "Ignored", "key": upload.key}
@@ -63,6 +67,19 @@ def lambda_handler(
     metrics.add_metric(name=f"Runs{outcome.status}", unit=MetricUnit.Count, value=1)
     logger.info("run handled", extra={"outcome": outcome.status, "reasons": outcome.receipt.reasons})
     return {"status": outcome.status, "workflow_id": outcome.workflow_id, "key": upload.key}
+
+
+def _rerun(upload: Upload, reruns: RerunService) -> dict[str, Any]:
+    """A rerun.json: the failures of a batch (or one run) started again."""
+    outcome = reruns.handle(upload)
+    metrics.add_metric(name=f"Reruns{outcome.status}", unit=MetricUnit.Count, value=1)
+    logger.info("re-run handled", extra={"outcome": outcome.status, "runs": len(outcome.runs)})
+    return {
+        "status": outcome.status,
+        "batch_id": outcome.batch_id,
+        "runs": len(outcome.runs),
+        "key": upload.key,
+    }
 
 
 def _invalid_event(exc: InvalidEvent, service: SubmitService) -> dict[str, Any]:

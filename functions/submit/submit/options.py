@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from courier.conventions import (
+    NOTIFY_MODES,
     OPTION_CALLBACK_URI,
     OPTION_MAIN_WDL,
+    OPTION_NOTIFY,
     OPTION_PROJECT,
     OPTION_SAMPLE_SHEET,
     OPTION_SCRIPT_PREFIX,
@@ -22,7 +24,7 @@ from courier.conventions import (
 from submit.folder import OPTIONS_NAME, Findings, path_problem, shown
 from submit.jsonfile import json_kind
 
-COURIER_OPTIONS = (OPTION_MAIN_WDL, OPTION_SLACK_CHANNEL, OPTION_PROJECT, OPTION_SAMPLE_SHEET)
+COURIER_OPTIONS = (OPTION_MAIN_WDL, OPTION_SLACK_CHANNEL, OPTION_PROJECT, OPTION_SAMPLE_SHEET, OPTION_NOTIFY)
 _SLACK_CHANNEL_RE = re.compile(r"^[#@]?[\w.-]{1,80}$")
 
 
@@ -35,6 +37,7 @@ class CourierOptions:
     project: str | None
     cromwell_options: dict[str, Any]
     sample_sheet: str | None = None
+    notify: str | None = None
 
 
 def _text(options: Mapping[str, Any], key: str, findings: Findings) -> str | None:
@@ -86,8 +89,15 @@ def read_courier_options(options: Mapping[str, Any], findings: Findings) -> Cour
             'a .csv file beside options.json, e.g. "cohort.tsv"'
         )
         sample_sheet = None
+    notify = _text(options, OPTION_NOTIFY, findings)
+    if notify is not None and notify not in NOTIFY_MODES:
+        findings.refuse(
+            f"{OPTIONS_NAME}: {OPTION_NOTIFY} '{shown(notify)}' is not one of {', '.join(NOTIFY_MODES)} "
+            "(the end messages of a batch's runs: its digest, one per run, or both)"
+        )
+        notify = None
     rest = {key: value for key, value in options.items() if not key.startswith("courier_")}
-    return CourierOptions(main_wdl, slack_channel, project, rest, sample_sheet)
+    return CourierOptions(main_wdl, slack_channel, project, rest, sample_sheet, notify)
 
 
 def finish_options(

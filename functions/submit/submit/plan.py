@@ -46,7 +46,7 @@ class SubmissionPlan:
     `workflow_source` is the main WDL as stored in `workflow_dependencies` (its imports rewritten
     when it climbs out of its directory), so Cromwell resolves imports against the ZIP's root.
     `s3_uris` are the input objects to check before submitting (at most `Limits.max_s3_checks`).
-    `routing` holds `slack_channel` and `project` when options.json names them.
+    `routing` holds `slack_channel`, `project` and `notify` when options.json names them.
     """
 
     workflow_id: str
@@ -230,7 +230,11 @@ def plan_submission(
     )
     routing = {
         key: value
-        for key, value in (("slack_channel", courier.slack_channel), ("project", courier.project))
+        for key, value in (
+            ("slack_channel", courier.slack_channel),
+            ("project", courier.project),
+            ("notify", courier.notify),
+        )
         if value
     }
     return SubmissionPlan(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from courier.conventions import receipt_key, requested_workflow_id
+from courier.conventions import LABEL_RERUN_OF, RERUN_OPTIONS, receipt_key, requested_workflow_id
 from courier.errors import CromwellAuthError, CromwellBadRequest, CromwellUnavailable, RunRejected
 from courier.ledger.records import parse_time
 from courier.models import RunRecord, RunStatus
@@ -62,6 +62,16 @@ class SubmitOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class Membership:
+    """The batch a run joins (a sample sheet's, or a re-run's), the name of its sample there, and
+    for a re-run the run it replaces (its options then ask for call caching)."""
+
+    batch_id: str
+    sample: str | None = None
+    rerun_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     """What the handler reports: `Submitted`, `Rejected`, or `Duplicate` (already handled)."""
 
@@ -88,9 +98,11 @@ class SubmitService:
         clock: Callable[[], datetime] = _now,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        member: Membership | None = None,
     ) -> None:
         self.folders = folders
         self.cromwell = cromwell
+        self.member = member
         self.ledger = ledger
         self.receipts = receipts
         self.objects = objects
@@ -138,6 +150,10 @@ class SubmitService:
                     sequencer=upload.sequencer,
                     limits=self.limits,
                     callback_uri=self.options.callback_uri,
+                    extra_options=RERUN_OPTIONS if self.member and self.member.rerun_of else None,
+                    extra_labels={LABEL_RERUN_OF: self.member.rerun_of}
+                    if self.member and self.member.rerun_of
+                    else None,
                 )
             except RunRejected as refused:
                 if not _waiting_for_files(refused) or self.monotonic() >= deadline:
@@ -210,6 +226,8 @@ class SubmitService:
             receipt_key=receipt_key(upload.key),
             routing=dict(plan.routing) if plan else {},
             reasons=tuple(reasons),
+            batch_id=self.member.batch_id if self.member else None,
+            sample=self.member.sample if self.member else None,
         )
 
     def _reject(

@@ -65,6 +65,26 @@ class S3SheetFiles:
         self.store.put_json(bucket, receipt_key(sheet_key), document)
 
 
+class S3RerunFiles:
+    """A rerun.json and its receipt in S3."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def read_text(self, upload: Upload, max_bytes: int) -> bytes | str:
+        try:
+            return self.store.read(
+                upload.bucket, upload.key, max_bytes=max_bytes, version_id=upload.version_id
+            )
+        except ObjectTooLarge as exc:
+            return f"{shown(upload.name)} is {exc.size:,} bytes; a rerun.json holds at most {max_bytes:,}"
+        except ObjectMissing:
+            return f"{shown(upload.name)} was deleted or replaced before it could be read; upload it again"
+
+    def write_receipt(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:
+        self.store.put_json(bucket, key, document)
+
+
 class RowQueueError(CourierError):
     def __init__(self, queue_url: str, failed: Sequence[Mapping[str, Any]]) -> None:
         self.failed = list(failed)

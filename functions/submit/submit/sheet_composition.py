@@ -5,18 +5,21 @@ row's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from courier import clients
 from courier.ledger import RunLedger
 from courier.ledger.sheets import SheetLedger
+from courier.ledger.views import RunViews
 from courier.settings import load_settings
 from courier.storage import ObjectStore
 from submit.adapters import S3Folders
-from submit.service import FolderSource, SubmitService
-from submit.sheet_adapters import PacedSubmitter, Pacer, S3SheetFiles, SqsRowQueue
-from submit.sheet_service import RowService, RowVerdicts, SheetOptions, SheetService
+from submit.rerun import RerunService, sheet_rows_of
+from submit.service import FolderSource, Membership, ReceiptSink, SubmitService, Submitter
+from submit.sheet_adapters import PacedSubmitter, Pacer, S3RerunFiles, S3SheetFiles, SqsRowQueue
+from submit.sheet_service import RowService, SheetOptions, SheetService
 from submit.sheet_settings import SheetSettings
 
 
@@ -26,6 +29,30 @@ def _options(settings: SheetSettings, base: SubmitService) -> SheetOptions:
         wdl_wait_seconds=base.options.wdl_wait_seconds,
         poll_seconds=base.options.poll_seconds,
     )
+
+
+def member_services(
+    base: SubmitService, cromwell: Submitter
+) -> Callable[[FolderSource, ReceiptSink, Membership], SubmitService]:
+    """Inputs-file services for the runs of a batch (a sheet's rows, a re-run's runs): the base
+    service's ports, with the run's folder, receipt sink, batch and Cromwell port."""
+
+    def make_service(folders: FolderSource, verdicts: ReceiptSink, member: Membership) -> SubmitService:
+        return SubmitService(
+            folders=folders,
+            cromwell=cromwell,
+            ledger=base.ledger,
+            receipts=verdicts,
+            objects=base.objects,
+            limits=base.limits,
+            options=base.options,
+            clock=base.clock,
+            sleep=base.sleep,
+            monotonic=base.monotonic,
+            member=member,
+        )
+
+    return make_service
 
 
 def build_sheet_service(
@@ -61,29 +88,45 @@ def build_row_service(
     book = SheetLedger(settings.table_name, dynamodb, retention_days=settings.retention_days)
     paced = PacedSubmitter(base.cromwell, pacer or Pacer(settings.per_invocation_rate, sleep=base.sleep))
 
-    def make_service(folders: FolderSource, verdicts: RowVerdicts) -> SubmitService:
-        return SubmitService(
-            folders=folders,
-            cromwell=paced,
-            ledger=base.ledger,
-            receipts=verdicts,
-            objects=base.objects,
-            limits=base.limits,
-            options=base.options,
-            clock=base.clock,
-            sleep=base.sleep,
-            monotonic=base.monotonic,
-        )
-
     return RowService(
         folders=S3Folders(store),
         book=book,
         files=S3SheetFiles(store),
         queue=SqsRowQueue(sqs, settings.rows_queue_url),
-        make_service=make_service,
+        make_service=member_services(base, paced),
         options=_options(settings, base),
         retry_base_seconds=retry_base_seconds,
         clock=base.clock,
+    )
+
+
+def build_rerun_service(
+    settings: SheetSettings, base: SubmitService, sheets: SheetService, *, s3: Any, dynamodb: Any
+) -> RerunService:
+    """The re-run of a batch's failures: its runs submitted as the inputs-file service submits."""
+    store = ObjectStore(s3)
+
+    return RerunService(
+        reads=RunViews(settings.table_name, dynamodb),
+        runs=RunLedger(settings.table_name, dynamodb, retention_days=settings.retention_days),
+        files=S3RerunFiles(store),
+        sheets=sheet_rows_of(sheets),
+        folders=S3Folders(store),
+        make_service=member_services(base, base.cromwell),
+        clock=base.clock,
+    )
+
+
+@cache
+def default_rerun_service() -> RerunService:
+    from submit.handler import default_service  # noqa: PLC0415
+
+    return build_rerun_service(
+        sheet_settings(),
+        default_service(),
+        default_sheet_service(),
+        s3=clients.s3(),
+        dynamodb=clients.dynamodb(),
     )
 
 

@@ -31,13 +31,14 @@ from courier.conventions import (
     sheet_row_key,
 )
 from courier.errors import CromwellUnavailable
-from courier.ledger.records import parse_time
+from courier.ledger.records import BatchOpening, parse_time
+from courier.ledger.schema import BATCH_KIND_SHEET
 from courier.ledger.sheets import FINAL, QUEUED, REJECTED, SUBMITTED, WAITING, RowRecord, SheetRecord
 from courier.models import RunRecord
 from submit.folder import Findings, Limits, RunFolder, shown
 from submit.plan import analyse_folder
 from submit.receipt import Receipt
-from submit.service import FolderSource, SubmitService
+from submit.service import FolderSource, Membership, SubmitService
 from submit.sheet_receipts import rows_table, sheet_receipt
 from submit.upload import INPUTS_NAME, Upload
 
@@ -64,6 +65,7 @@ class SheetBook(Protocol):
 
 class RejectionBook(Protocol):
     def record_rejected(self, run: RunRecord) -> bool: ...
+    def open_batch(self, batch_id: str, opening: BatchOpening) -> None: ...
 
 
 class SheetFiles(Protocol):
@@ -231,7 +233,18 @@ class SheetService:
             ),
             records,
         )
-        self.queue.send([self._message(upload, sheet_id, row) for row in rows if row.ok])
+        queued = [row for row in rows if row.ok]
+        if queued:  # the sheet's batch: its runs are counted there, and its digest sent when they end
+            opening = BatchOpening(
+                kind=BATCH_KIND_SHEET,
+                bucket=upload.bucket,
+                folder=upload.folder,
+                source_key=upload.key,
+                expected=len(queued),
+                workflow_name=package.workflow_name if package else None,
+            )
+            self.runs.open_batch(sheet_id, opening)
+        self.queue.send([self._message(upload, sheet_id, row) for row in queued])
         self.book.mark(sheet_id, enqueued_at=self.clock().isoformat())
         self.receipts.render(sheet_id)
         refused = [r for r in rows if not r.ok]
@@ -247,6 +260,13 @@ class SheetService:
         if findings.reasons:
             return SheetOutcome("Rejected", sheet_id, reasons=tuple(findings.reasons))
         return SheetOutcome("Queued", sheet_id, queued=len(rows) - len(refused), refused=len(refused))
+
+    def read_rows(
+        self, upload: Upload, findings: Findings
+    ) -> tuple[Any, dict[str, Any] | None, Sheet | None]:
+        """The folder's workflow, the common values and the sheet read against them (a re-run
+        reads a sheet's rows again through this)."""
+        return self._read(upload, findings)
 
     def _read(self, upload: Upload, findings: Findings) -> tuple[Any, dict[str, Any] | None, Sheet | None]:
         """The folder's workflow, the common values and the sheet read against them. A sheet
@@ -431,7 +451,7 @@ class RowVerdicts:
         )
 
 
-ServiceFactory = Callable[[FolderSource, RowVerdicts], SubmitService]
+ServiceFactory = Callable[[FolderSource, RowVerdicts, Membership], SubmitService]
 
 
 class RowService:
@@ -505,7 +525,9 @@ class RowService:
             event_time=None,
         )
         service = self.make_service(
-            RowFolders(self.folders, body["inputs"]), RowVerdicts(self.book, sheet_id, line)
+            RowFolders(self.folders, body["inputs"]),
+            RowVerdicts(self.book, sheet_id, line),
+            Membership(sheet_id, str(body.get("sample") or row.get("sample") or "") or None),
         )
         return service.handle(upload).status
 

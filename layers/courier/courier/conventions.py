@@ -3,6 +3,7 @@ script prefix that carries a workflow id, Cromwell's task-id tag, and Courier's 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -25,12 +26,33 @@ LABEL_INPUTS_KEY = "courier-inputs-key"
 LABEL_SOURCE_BUCKET = "courier-bucket"
 LABEL_PROJECT = "project"
 LABEL_SLACK_CHANNEL = "courier-slack-channel"
+#: The file that asks for a re-run of a batch's failures (or of one run), dropped in the runs bucket.
+RERUN_NAME = "rerun.json"
+
+
+def rerun_document(*, batch: str | None = None, run: str | None = None, failed_only: bool = False) -> str:
+    """The rerun.json that asks for a re-run of a batch (or of one run): what `courier rerun`
+    writes and what the digest tells to write by hand; submit reads it back."""
+    target = {"batch": batch} if batch is not None else {"run": run}
+    return json.dumps({**target, "failed_only": failed_only})
+
+
+#: The workflow options a re-run sets: Cromwell's call caching, read and write (docs/call-caching.md).
+RERUN_OPTIONS = {"read_from_cache": True, "write_to_cache": True}
+#: On a re-run's runs: the workflow id of the run each replaces.
+LABEL_RERUN_OF = "courier-rerun-of"
 
 #: Workflow options Courier reads from options.json and strips before submission.
 OPTION_MAIN_WDL = "courier_main_wdl"
 OPTION_SLACK_CHANNEL = "courier_slack_channel"
 OPTION_PROJECT = "courier_project"
 OPTION_SAMPLE_SHEET = "courier_sample_sheet"
+#: Which end messages the runs of a batch send: the batch's digest, one per run, or both.
+OPTION_NOTIFY = "courier_notify"
+NOTIFY_DIGEST = "digest"
+NOTIFY_PER_RUN = "per-run"
+NOTIFY_BOTH = "both"
+NOTIFY_MODES = (NOTIFY_DIGEST, NOTIFY_PER_RUN, NOTIFY_BOTH)
 
 #: Cromwell 91+ option that sets the S3 prefix of every Batch job's script.
 OPTION_SCRIPT_PREFIX = "aws_batch_script_bucket_prefix"

@@ -104,6 +104,8 @@ class NotificationKind(StrEnum):
     STUCK = "STUCK"
     QUEUE_BLOCKED = "QUEUE_BLOCKED"
     ENDED = "ENDED"
+    #: The last run of a batch ended: the batch's digest (in the partition of the run that ended it).
+    BATCH_ENDED = "BATCH_ENDED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +123,6 @@ class RunRecord:
     receipt_key: str | None = None
     routing: Mapping[str, str] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    #: The batch the run belongs to (a sample sheet's id), and its sample's name in that batch.
+    batch_id: str | None = None
+    sample: str | None = None

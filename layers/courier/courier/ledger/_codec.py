@@ -92,3 +92,20 @@ def cancelled_by_condition(exc: ClientError) -> list[bool]:
     if any(r.get("Code") not in ("None", "ConditionalCheckFailed", None) for r in reasons):
         raise exc
     return [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
+
+
+_TRANSIENT = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def transient_conflict(exc: ClientError) -> bool:
+    """A transaction cancelled because another one held its items (or throttled): try again."""
+    code = exc.response.get("Error", {}).get("Code")
+    if code in ("TransactionConflictException", "ThrottlingException"):
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    if not reasons:
+        message = exc.response.get("Error", {}).get("Message", "")
+        return any(name in message for name in _TRANSIENT)
+    return any(r.get("Code") in _TRANSIENT for r in reasons)

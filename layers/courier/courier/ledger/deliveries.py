@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from courier.ledger import schema as s
 from courier.ledger._codec import conditional_failure, from_item, iso, serialize, to_item
-from courier.ledger.records import ChannelDelivery, DeliveryState
+from courier.ledger.records import ChannelDelivery, DeliveryState, parse_time
 from courier.ledger.views import RunViews
 
 if TYPE_CHECKING:
@@ -211,10 +211,17 @@ class DeliveryLedger:
     def set_thread(self, workflow_id: str, channel: str, ts: str) -> tuple[str, str]:
         """Record the Slack thread of a run once (`if_not_exists`); return the thread that is
         recorded (ours, or one an earlier message recorded first)."""
+        return self._set_thread(s.run_pk(workflow_id), s.RUN_SK, channel, ts)
+
+    def set_batch_thread(self, batch_id: str, channel: str, ts: str) -> tuple[str, str]:
+        """Record the Slack thread of a batch once, as `set_thread` does for a run."""
+        return self._set_thread(s.batch_pk(batch_id), s.BATCH_SK, channel, ts)
+
+    def _set_thread(self, pk: str, sk: str, channel: str, ts: str) -> tuple[str, str]:
         try:
             resp = self.client.update_item(
                 TableName=self.table_name,
-                Key=to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                Key=to_item({s.PK: pk, s.SK: sk}),
                 UpdateExpression="SET #ts = if_not_exists(#ts, :ts), #ch = if_not_exists(#ch, :ch)",
                 ConditionExpression="attribute_exists(#pk)",
                 ExpressionAttributeNames={"#ts": THREAD_TS_ATTR, "#ch": THREAD_CHANNEL_ATTR, "#pk": s.PK},
@@ -227,3 +234,82 @@ class DeliveryLedger:
             raise
         item = from_item(resp.get("Attributes", {}))
         return str(item.get(THREAD_CHANNEL_ATTR, channel)), str(item.get(THREAD_TS_ATTR, ts))
+
+
+# -- alert groups ------------------------------------------------------------------------------------
+
+GATE_SK = "GATE"
+
+
+@dataclass(frozen=True, slots=True)
+class GateAnswer:
+    """Whether an alert may go out now, and when the scope's previous alert went (None: first)."""
+
+    passed: bool
+    since: datetime | None = None
+
+
+class AlertGates:
+    """At most one alert per scope (a batch's early failures, a run's stuck tasks, a queue's
+    blocked jobs) per period: a gate item per scope (`ALERTS#<scope>` / `GATE`, no `type`, so the
+    stream filter never sees it). The event that opened the gate passes again on a retry."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        *,
+        period: timedelta,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.table_name = table_name
+        self.client = client
+        self.period = period
+        self.clock = clock
+
+    def _key(self, scope: str) -> dict[str, Any]:
+        return to_item({s.PK: f"ALERTS#{scope}", s.SK: GATE_SK})
+
+    def admit(self, scope: str, event_key: str) -> GateAnswer:
+        for _ in range(3):
+            now = self.clock()
+            raw = self.client.get_item(
+                TableName=self.table_name, Key=self._key(scope), ConsistentRead=True
+            ).get("Item")
+            item = from_item(raw) if raw else {}
+            if item.get("event_key") == event_key:
+                return GateAnswer(True, parse_time(item.get("prev_at")))
+            open_until = parse_time(item.get("open_until"))
+            if open_until is not None and open_until > now:
+                return GateAnswer(False, parse_time(item.get("last_at")))
+            values = {
+                ":until": serialize(iso(now + self.period)),
+                ":now": serialize(iso(now)),
+                ":ev": serialize(event_key),
+                ":ttl": serialize(int((now + self.period + timedelta(days=1)).timestamp())),
+            }
+            sets = "open_until = :until, last_at = :now, event_key = :ev, #ttl = :ttl"
+            if item.get("last_at"):
+                values[":prev"] = serialize(item["last_at"])
+                sets += ", prev_at = :prev"
+            names = {"#ttl": s.TTL_ATTR}
+            if open_until is not None:
+                values[":seen"] = serialize(item["open_until"])
+                condition = "open_until = :seen"
+            else:
+                names["#pk"] = s.PK
+                condition = "attribute_not_exists(#pk)"
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(scope),
+                    UpdateExpression="SET " + sets,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+                return GateAnswer(True, parse_time(item.get("last_at")))
+            except ClientError as exc:
+                if not conditional_failure(exc):
+                    raise
+        return GateAnswer(False)

@@ -18,7 +18,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Self
 
-from courier.conventions import LABEL_PROJECT, LABEL_SLACK_CHANNEL
+from courier.conventions import (
+    LABEL_PROJECT,
+    LABEL_SLACK_CHANNEL,
+    NOTIFY_DIGEST,
+    NOTIFY_MODES,
+)
 from courier.ledger import schema as s
 from courier.ledger._codec import from_item as decode_item
 from courier.ledger._codec import iso
@@ -425,6 +430,8 @@ class RunView:
     workflow_root: str | None = None
     slack_thread_channel: str | None = None
     slack_thread_ts: str | None = None
+    batch_id: str | None = None
+    sample: str | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any], workflow_id: str | None = None) -> Self:
@@ -472,7 +479,21 @@ class RunView:
             workflow_root=as_str(item.get("workflow_root")),
             slack_thread_channel=as_str(item.get("slack_thread_channel")),
             slack_thread_ts=as_str(item.get("slack_thread_ts")),
+            batch_id=as_str(item.get("batch_id")),
+            sample=as_str(item.get("sample")),
         )
+
+    @property
+    def notify_mode(self) -> str:
+        """`courier_notify` of the run's options.json: `digest` (a batch's default), `per-run`
+        or `both`."""
+        mode = as_str(self.routing.get("notify"))
+        return mode if mode in NOTIFY_MODES else NOTIFY_DIGEST
+
+    @property
+    def own_end_message(self) -> bool:
+        """Whether the run's end is told in a message of its own (not a batch's, or asked for)."""
+        return self.batch_id is None or self.notify_mode != NOTIFY_DIGEST
 
     @property
     def name(self) -> str:
@@ -550,15 +571,49 @@ class EndedPayload:
 
     status: RunStatus | None = None
     source: str | None = None
+    #: The run's batch, and whether the run sends its own end message besides the batch's digest.
+    batch_id: str | None = None
+    per_run: bool = True
     kind: ClassVar[NotificationKind] = NotificationKind.ENDED
 
     @classmethod
     def from_map(cls, raw: Any) -> Self:
         data = as_map(raw)
-        return cls(status=_run_status(data.get("status")), source=as_str(data.get("source")))
+        return cls(
+            status=_run_status(data.get("status")),
+            source=as_str(data.get("source")),
+            batch_id=as_str(data.get("batch_id")),
+            per_run=data.get("per_run") is not False,
+        )
+
+    def left_to_digest(self, run: RunView | None = None) -> bool:
+        """The run's end is told by its batch's digest alone (`courier_notify`: `digest`): as
+        the event says, or (an end written before submit recorded the run's batch) as `run` says."""
+        if self.batch_id:
+            return not self.per_run
+        return run is not None and not run.own_end_message
 
     def to_map(self) -> dict[str, Any]:
-        return _drop_none({"status": self.status.value if self.status else None, "source": self.source})
+        values: dict[str, Any] = {"status": self.status.value if self.status else None, "source": self.source}
+        if self.batch_id:
+            values.update(batch_id=self.batch_id, per_run=self.per_run)
+        return _drop_none(values)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEndedPayload:
+    """The last run of a batch ended: written once, with that run's terminal transition, in its
+    partition (`EVENT#BATCH_ENDED#<batch id>`)."""
+
+    batch_id: str = ""
+    kind: ClassVar[NotificationKind] = NotificationKind.BATCH_ENDED
+
+    @classmethod
+    def from_map(cls, raw: Any) -> Self:
+        return cls(batch_id=as_str(as_map(raw).get("batch_id")) or "")
+
+    def to_map(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -662,6 +717,7 @@ type Payload = (
     | EarlyFailurePayload
     | StuckPayload
     | QueueBlockedPayload
+    | BatchEndedPayload
 )
 
 _PAYLOADS: Final[Mapping[NotificationKind, Any]] = {
@@ -671,6 +727,7 @@ _PAYLOADS: Final[Mapping[NotificationKind, Any]] = {
     NotificationKind.EARLY_FAILURE: EarlyFailurePayload,
     NotificationKind.STUCK: StuckPayload,
     NotificationKind.QUEUE_BLOCKED: QueueBlockedPayload,
+    NotificationKind.BATCH_ENDED: BatchEndedPayload,
 }
 
 
@@ -790,3 +847,112 @@ _PAYLOADS_BY_TYPE: Final[Mapping[type, NotificationKind]] = {v: k for k, v in _P
 
 def _iso(ts: datetime | None) -> str | None:
     return iso(ts) if ts is not None else None
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOpening:
+    """What opens a batch: its kind (`sheet`, `rerun`), where it comes from, the runs it expects
+    and, for a re-run, the batch it re-runs."""
+
+    kind: str
+    bucket: str
+    folder: str
+    source_key: str
+    expected: int | None
+    workflow_name: str | None = None
+    rerun_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    """One batch item (`BATCH#<id>` / `BATCH`): where the batch comes from and its runs counted
+    (`runs`: recorded, `ended`, `counts`: by final status, from `runs_<Status>`)."""
+
+    batch_id: str
+    kind: str | None = None
+    bucket: str | None = None
+    folder: str | None = None
+    source_key: str | None = None
+    workflow_name: str | None = None
+    expected: int | None = None
+    runs: int = 0
+    ended: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)
+    opened_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    rerun_of: str | None = None
+    slack_thread_channel: str | None = None
+    slack_thread_ts: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any], batch_id: str | None = None) -> Self:
+        bid = (
+            as_str(item.get("batch_id")) or batch_id or (as_str(item.get(s.PK)) or "").removeprefix("BATCH#")
+        )
+        counts: dict[str, int] = {}
+        for key, value in item.items():
+            if key.startswith(s.BATCH_COUNT_PREFIX):
+                number = as_int(value)
+                if number and number > 0:
+                    counts[key[len(s.BATCH_COUNT_PREFIX) :]] = number
+        return cls(
+            batch_id=bid,
+            kind=as_str(item.get("kind")),
+            bucket=as_str(item.get("bucket")),
+            folder=as_str(item.get("folder")),
+            source_key=as_str(item.get("source_key")),
+            workflow_name=as_str(item.get("workflow_name")),
+            expected=as_int(item.get("expected")),
+            runs=as_int(item.get("runs")) or 0,
+            ended=as_int(item.get("ended")) or 0,
+            counts=counts,
+            opened_at=parse_time(item.get("opened_at")),
+            ended_at=parse_time(item.get("ended_at")),
+            ended_by=as_str(item.get("ended_by")),
+            rerun_of=as_str(item.get("rerun_of")),
+            slack_thread_channel=as_str(item.get("slack_thread_channel")),
+            slack_thread_ts=as_str(item.get("slack_thread_ts")),
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Every run the batch expects has ended."""
+        return self.expected is not None and self.ended >= self.expected
+
+    def last_after(self, one_more: int = 1) -> bool:
+        """True when `one_more` more ended runs end the batch."""
+        return self.expected is not None and self.ended < self.expected <= self.ended + one_more
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMember:
+    """One run of a batch (`BATCH#<id>` / `MEMBER#<workflow id>`): its sample and where it is."""
+
+    batch_id: str
+    workflow_id: str
+    sample: str | None = None
+    status: RunStatus | None = None
+    inputs_key: str | None = None
+    recorded_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        return cls(
+            batch_id=as_str(item.get("batch_id")) or (as_str(item.get(s.PK)) or "").removeprefix("BATCH#"),
+            workflow_id=as_str(item.get("workflow_id"))
+            or (as_str(item.get(s.SK)) or "").removeprefix(s.MEMBER_SK_PREFIX),
+            sample=as_str(item.get("sample")),
+            status=_run_status(item.get("status")),
+            inputs_key=as_str(item.get("inputs_key")),
+            recorded_at=parse_time(item.get("recorded_at")),
+            ended_at=parse_time(item.get("ended_at")),
+        )
+
+    @property
+    def label(self) -> str:
+        return self.sample or self.workflow_id

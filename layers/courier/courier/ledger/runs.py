@@ -3,6 +3,8 @@ events and retried invocations never move a run backwards nor notify twice."""
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,9 +21,25 @@ from courier.ledger._codec import (
     query_items,
     serialize,
     to_item,
+    transient_conflict,
 )
-from courier.ledger.records import EndedPayload, Payload, RejectedPayload, SubmittedPayload
-from courier.ledger.transactions import outbox_put, put_if_absent
+from courier.ledger.records import (
+    BatchOpening,
+    BatchView,
+    EndedPayload,
+    Payload,
+    RejectedPayload,
+    RunView,
+    SubmittedPayload,
+)
+from courier.ledger.transactions import (
+    batch_end_items,
+    batch_member_end,
+    batch_open_update,
+    batch_transition_items,
+    outbox_put,
+    put_if_absent,
+)
 from courier.models import RunRecord, RunStatus
 
 if TYPE_CHECKING:
@@ -30,6 +48,32 @@ if TYPE_CHECKING:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: A run ending while others of its batch end too retries on the batch's newer count.
+_BATCH_CONFLICT_ATTEMPTS = 8
+#: Tries of one transaction cancelled by another one on the same items.
+_CONFLICT_ATTEMPTS = 8
+
+
+class BatchConflict(RuntimeError):
+    """The batch's count kept moving under a run's terminal write; the caller retries later."""
+
+    def __init__(self, batch_id: str, workflow_id: str) -> None:
+        self.batch_id = batch_id
+        self.workflow_id = workflow_id
+        super().__init__(f"batch {batch_id}: run {workflow_id} kept meeting a newer count; retry")
+
+
+def _only_batch_moved(failed: list[bool], *, batch_count_at: int) -> bool:
+    """A cancelled transaction whose only failed condition is the batch count's (another run of
+    the batch ended first): read the batch again and retry. The run's own condition failing
+    means it was recorded already."""
+    return (
+        len(failed) > batch_count_at
+        and failed[batch_count_at]
+        and not any(f for i, f in enumerate(failed) if i != batch_count_at)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +94,13 @@ class RunLedger:
         *,
         retention_days: int = 90,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table_name = table_name
         self.client = client
         self.retention = timedelta(days=retention_days)
         self.clock = clock
+        self.sleep = sleep
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -114,6 +160,8 @@ class RunLedger:
             "routing": dict(run.routing) or None,
             "main_wdl": run.main_wdl,
             "receipt_key": run.receipt_key,
+            "batch_id": run.batch_id,
+            "sample": run.sample,
             "submitted_at": iso(now),
             "updated_at": iso(now),
         }
@@ -133,7 +181,16 @@ class RunLedger:
         )
 
     def _transact(self, *items: dict[str, Any]) -> None:
-        self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+        """One transaction; a cancellation because another transaction held its items (two runs
+        of a batch ending together) is retried with jittered backoff, a condition failure raised."""
+        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
+            try:
+                self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+                return
+            except ClientError as exc:
+                if not transient_conflict(exc) or attempt == _CONFLICT_ATTEMPTS:
+                    raise
+                self.sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311 (jitter)
 
     def record_submitted(self, run: RunRecord) -> bool:
         """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
@@ -143,16 +200,44 @@ class RunLedger:
         here), the source fields are filled in without touching its status or counts.
         """
         now = self.clock()
+        joining = batch_transition_items(
+            self.table_name, run, RunStatus.SUBMITTED, None, now=now, retention=self.retention
+        )
         try:
             self._transact(
                 put_if_absent(self.table_name, self._run_item(run, RunStatus.SUBMITTED, now)),
                 self._event(run.workflow_id, SubmittedPayload(), now),
+                *joining,
             )
             return True
         except ClientError as exc:
             cancelled_by_condition(exc)
         self._fill_source(run, now)
+        if run.batch_id:
+            self._join_late(run)
         return False
+
+    def _join_late(self, run: RunRecord) -> None:
+        """A run recorded after the monitor wrote it first (adopted, or even ended) joins its
+        batch now, with its status as stored: an end the monitor wrote before the run's batch
+        was known is counted here. A redelivery finds the member written already: nothing moves."""
+        for _ in range(_BATCH_CONFLICT_ATTEMPTS):
+            now = self.clock()
+            stored = self.get_run(run.workflow_id)
+            status = RunView.from_item(stored, run.workflow_id).status if stored else None
+            status = status if status is not None and status.terminal else RunStatus.SUBMITTED
+            batch = self.batch(run.batch_id) if run.batch_id and status.terminal else None
+            items = batch_transition_items(
+                self.table_name, run, status, batch, now=now, retention=self.retention
+            )
+            try:
+                self._transact(*items)
+                return
+            except ClientError as exc:
+                failed = cancelled_by_condition(exc)
+                if failed[0]:  # the member is there: the run was counted already
+                    return
+        raise BatchConflict(run.batch_id or "", run.workflow_id)
 
     def _fill_source(self, run: RunRecord, now: datetime) -> None:
         fields = {
@@ -165,6 +250,8 @@ class RunLedger:
             "routing": dict(run.routing) or None,
             "main_wdl": run.main_wdl,
             "receipt_key": run.receipt_key,
+            "batch_id": run.batch_id,
+            "sample": run.sample,
             "submitted_at": iso(now),
         }
         present = {k: v for k, v in fields.items() if v is not None}
@@ -188,16 +275,23 @@ class RunLedger:
 
     def record_rejected(self, run: RunRecord) -> bool:
         """Record a refused run (status Rejected, its reasons) and its REJECTED outbox event."""
-        now = self.clock()
-        item = self._run_item(run, RunStatus.REJECTED, now)
-        item["reasons"] = list(run.reasons)
-        event = self._event(run.workflow_id, RejectedPayload(tuple(run.reasons)), now)
-        try:
-            self._transact(put_if_absent(self.table_name, item), event)
-            return True
-        except ClientError as exc:
-            cancelled_by_condition(exc)
-            return False
+        for _ in range(_BATCH_CONFLICT_ATTEMPTS):
+            now = self.clock()
+            item = self._run_item(run, RunStatus.REJECTED, now)
+            item["reasons"] = list(run.reasons)
+            event = self._event(run.workflow_id, RejectedPayload(tuple(run.reasons)), now)
+            batch = self.batch(run.batch_id) if run.batch_id else None
+            extra = batch_transition_items(
+                self.table_name, run, RunStatus.REJECTED, batch, now=now, retention=self.retention
+            )
+            try:
+                self._transact(put_if_absent(self.table_name, item), event, *extra)
+                return True
+            except ClientError as exc:
+                failed = cancelled_by_condition(exc)
+                if not _only_batch_moved(failed, batch_count_at=3):
+                    return False
+        raise BatchConflict(run.batch_id or "", run.workflow_id)
 
     def advance_status(self, workflow_id: str, status: RunStatus, at: datetime | None = None) -> bool:
         """Move a run to a later non-terminal status (Running, Aborting). Never backwards."""
@@ -314,27 +408,82 @@ class RunLedger:
             names[f"#rep{i}"] = key
             values[f":rep{i}"] = serialize(value)
             sets.append(f"#rep{i} = :rep{i}")
-        payload = EndedPayload(status=status, source=source)
-        try:
-            self._transact(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
-                        "UpdateExpression": "SET "
-                        + ", ".join(sets)
-                        + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
-                        "ConditionExpression": "attribute_not_exists(status_rank) OR status_rank < :r",
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": values,
-                    }
-                },
-                self._event(workflow_id, payload, now),
+        for _ in range(_BATCH_CONFLICT_ATTEMPTS):
+            stored = self.get_run(workflow_id)
+            view = RunView.from_item(stored, workflow_id) if stored else None
+            if view is not None and view.ended:
+                return False
+            batch_id = view.batch_id if view else None
+            payload = EndedPayload(
+                status=status,
+                source=source,
+                batch_id=batch_id,
+                per_run=view.own_end_message if view else True,
             )
-            return True
-        except ClientError as exc:
-            cancelled_by_condition(exc)
-            return False
+            # the run's batch as read: a batch_id written meanwhile (submit's late record) makes
+            # this write fail and read again, so that the end is counted by exactly one of the two
+            pinned = "#bid = :bid" if batch_id else "attribute_not_exists(#bid)"
+            condition = f"(attribute_not_exists(status_rank) OR status_rank < :r) AND {pinned}"
+            run_update = {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": to_item({s.PK: s.run_pk(workflow_id), s.SK: s.RUN_SK}),
+                    "UpdateExpression": "SET " + ", ".join(sets) + f" REMOVE {s.ACTIVE_PK}, {s.ACTIVE_SK}",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {**names, "#bid": "batch_id"},
+                    "ExpressionAttributeValues": {
+                        **values,
+                        **({":bid": serialize(batch_id)} if batch_id else {}),
+                    },
+                }
+            }
+            extra = self._batch_end(view, status, now) if view is not None and batch_id else []
+            try:
+                self._transact(run_update, self._event(workflow_id, payload, now), *extra)
+                return True
+            except ClientError as exc:
+                cancelled_by_condition(exc)  # read again: ended already, or the batch moved
+        raise BatchConflict("", workflow_id)
+
+    def _batch_end(self, run: RunView, status: RunStatus, now: datetime) -> list[dict[str, Any]]:
+        """The batch's share of a run's end: the member's final status and the end counted (the
+        member is written now, and the run counted, when submit has not recorded it yet)."""
+        batch_id = run.batch_id or ""
+        batch = self.batch(batch_id)
+        member = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({s.PK: s.batch_pk(batch_id), s.SK: s.member_sk(run.workflow_id)}),
+            ConsistentRead=True,
+        ).get("Item")
+        if member is None:
+            return batch_transition_items(
+                self.table_name, run, status, batch, now=now, retention=self.retention
+            )
+        return [
+            batch_member_end(self.table_name, batch_id, run.workflow_id, status, now=now),
+            *batch_end_items(
+                self.table_name, batch_id, run.workflow_id, status, batch, now=now, retention=self.retention
+            ),
+        ]
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def batch(self, batch_id: str) -> BatchView | None:
+        resp = self.client.get_item(
+            TableName=self.table_name,
+            Key=to_item({s.PK: s.batch_pk(batch_id), s.SK: s.BATCH_SK}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item")
+        return BatchView.from_item(from_item(item), batch_id) if item else None
+
+    def open_batch(self, batch_id: str, opening: BatchOpening) -> None:
+        """Open a batch before its first run is recorded (idempotent: a field set is kept)."""
+        self.client.update_item(
+            **batch_open_update(
+                self.table_name, batch_id, opening, now=self.clock(), retention=self.retention
+            )
+        )
 
     def put_event(self, workflow_id: str, payload: Payload, discriminator: str = "") -> bool:
         """Add an outbox event once (alerts: early failure, stuck, queue blocked)."""

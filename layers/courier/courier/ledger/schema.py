@@ -78,3 +78,27 @@ def attempt_discriminator(job_id: str, batch_attempts: int) -> str:
     """The outbox discriminator of an alert about one RUNNABLE period of a job (stuck, queue
     blocked): `<jobId>` for its first Batch attempt, `<jobId>#<n>` after n Batch retries."""
     return job_id if batch_attempts <= 0 else f"{job_id}#{batch_attempts}"
+
+
+# -- batches: the runs of one sample sheet (docs/ledger.md, "Batch items") ---------------------------
+
+BATCH_SK: Final = "BATCH"
+MEMBER_SK_PREFIX: Final = "MEMBER#"
+ITEM_BATCH: Final = "batch"
+ITEM_BATCH_MEMBER: Final = "batch_member"
+#: Run counts on the batch item: `runs` (members recorded), `ended`, and `runs_<final status>`.
+BATCH_COUNT_PREFIX: Final = "runs_"
+BATCH_KIND_SHEET: Final = "sheet"
+BATCH_KIND_RERUN: Final = "rerun"
+
+
+def batch_pk(batch_id: str) -> str:
+    return f"BATCH#{batch_id}"
+
+
+def member_sk(workflow_id: str) -> str:
+    return f"{MEMBER_SK_PREFIX}{workflow_id}"
+
+
+def batch_count_attr(status: str) -> str:
+    return f"{BATCH_COUNT_PREFIX}{status}"

@@ -28,7 +28,15 @@ from typing import Any
 
 from courier.ledger import schema as s
 from courier.ledger._codec import iso, serialize, to_item
-from courier.ledger.records import EarlyFailurePayload, Payload, payload_kind
+from courier.ledger.records import (
+    BatchEndedPayload,
+    BatchOpening,
+    BatchView,
+    EarlyFailurePayload,
+    Payload,
+    RunView,
+    payload_kind,
+)
 from courier.ledger.task_types import (
     EARLY_FAILURE_DISCRIMINATOR,
     ORIGIN_ADOPTED,
@@ -39,7 +47,7 @@ from courier.ledger.task_types import (
     StoredTask,
     TaskWrite,
 )
-from courier.models import CallSource, RunStatus, TaskStatus
+from courier.models import CallSource, RunRecord, RunStatus, TaskStatus
 
 # -- shared pieces ---------------------------------------------------------------------------------
 
@@ -490,4 +498,219 @@ def call_fill_update(
             ":metadata": serialize(CallSource.METADATA.value),
             ":job_name": serialize(CallSource.JOB_NAME.value),
         },
+    }
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+def _batch_key(batch_id: str) -> dict[str, Any]:
+    return to_item({s.PK: s.batch_pk(batch_id), s.SK: s.BATCH_SK})
+
+
+def batch_open_update(
+    table: str, batch_id: str, opening: BatchOpening, *, now: datetime, retention: timedelta
+) -> dict[str, Any]:
+    """UpdateItem arguments that open a batch: every field `if_not_exists`, so that opening it
+    again (a redelivered sheet) or after its first runs were counted changes nothing."""
+    values = {
+        s.TYPE: s.ITEM_BATCH,
+        "batch_id": batch_id,
+        "kind": opening.kind,
+        "bucket": opening.bucket,
+        "folder": opening.folder,
+        "source_key": opening.source_key,
+        "expected": opening.expected,
+        "workflow_name": opening.workflow_name,
+        "rerun_of": opening.rerun_of,
+        "opened_at": iso(now),
+        s.TTL_ATTR: int((now + retention).timestamp()),
+    }
+    names, vals, _ = set_clause(values, prefix="b")
+    sets = [f"{name} = if_not_exists({name}, :{name[1:]})" for name in names]
+    return {
+        "TableName": table,
+        "Key": _batch_key(batch_id),
+        "UpdateExpression": "SET " + ", ".join(sets),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": vals,
+    }
+
+
+def batch_member_put(
+    table: str,
+    batch_id: str,
+    workflow_id: str,
+    *,
+    sample: str | None,
+    status: RunStatus,
+    inputs_key: str | None,
+    now: datetime,
+    retention: timedelta,
+) -> dict[str, Any]:
+    """The member item of a run, once: its `attribute_not_exists` condition is what makes the
+    batch's count of the run exact under redelivery."""
+    item = {
+        s.PK: s.batch_pk(batch_id),
+        s.SK: s.member_sk(workflow_id),
+        s.TYPE: s.ITEM_BATCH_MEMBER,
+        "batch_id": batch_id,
+        "workflow_id": workflow_id,
+        "sample": sample,
+        "status": status.value,
+        "inputs_key": inputs_key,
+        "recorded_at": iso(now),
+        "ended_at": iso(now) if status.terminal else None,
+        s.TTL_ATTR: int((now + retention).timestamp()),
+    }
+    return put_if_absent(table, item)
+
+
+def batch_member_end(
+    table: str, batch_id: str, workflow_id: str, status: RunStatus, *, now: datetime
+) -> dict[str, Any]:
+    """The member's final status (the run's own condition keeps this to once)."""
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": to_item({s.PK: s.batch_pk(batch_id), s.SK: s.member_sk(workflow_id)}),
+            "UpdateExpression": "SET #st = :st, ended_at = :at",
+            "ExpressionAttributeNames": {"#st": "status"},
+            "ExpressionAttributeValues": {":st": serialize(status.value), ":at": serialize(iso(now))},
+        }
+    }
+
+
+def batch_count_update(
+    table: str,
+    batch_id: str,
+    *,
+    recorded: int = 0,
+    ended: RunStatus | None = None,
+    seen_ended: int | None = None,
+    closing: str | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The batch's counts for one run transition: `runs` +`recorded`, and for a run that ended,
+    `ended` +1 and `runs_<status>` +1. `seen_ended` pins the `ended` count the caller read, so
+    that of two runs ending at once only one believes it is the last; `closing` (the workflow id
+    of the run that ends the batch) stamps the batch ended, once."""
+    names = {"#runs": "runs", "#ended": "ended", "#upd": "updated_at"}
+    vals: dict[str, Any] = {":now": serialize(iso(now))}
+    adds: list[str] = []
+    sets = ["#upd = :now"]
+    conditions: list[str] = []
+    if recorded:
+        vals[":rec"] = serialize(recorded)
+        adds.append("#runs :rec")
+    if ended is not None:
+        names["#final"] = s.batch_count_attr(ended.value)
+        vals[":one"] = serialize(1)
+        adds += ["#ended :one", "#final :one"]
+    if seen_ended is not None:
+        vals[":seen"] = serialize(seen_ended)
+        conditions.append("(attribute_not_exists(#ended) AND :seen = :zero) OR #ended = :seen")
+        vals[":zero"] = serialize(0)
+    if closing is not None:
+        names.update({"#eat": "ended_at", "#eby": "ended_by"})
+        vals.update({":eby": serialize(closing)})
+        sets += ["#eat = :now", "#eby = :eby"]
+        conditions.append("attribute_not_exists(#eby)")
+    expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+    condition = " AND ".join(f"({c})" for c in conditions)
+    prune(names, vals, expression, condition)
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": _batch_key(batch_id),
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": vals,
+    }
+    if condition:
+        update["ConditionExpression"] = condition
+    return {"Update": update}
+
+
+def batch_transition_items(
+    table: str,
+    run: RunRecord | RunView,
+    status: RunStatus,
+    batch: BatchView | None,
+    *,
+    now: datetime,
+    retention: timedelta,
+) -> list[dict[str, Any]]:
+    """What a run's joining its batch adds to a transaction: its member item (once: whoever
+    writes it first, the run's record or its end, counts the run) and the batch's counts; a run
+    that joins ended (Rejected, or ended before submit recorded it) and is the batch's last also
+    adds the batch's digest event."""
+    if not run.batch_id:
+        return []
+    items = [
+        batch_member_put(
+            table,
+            run.batch_id,
+            run.workflow_id,
+            sample=run.sample,
+            status=status,
+            inputs_key=run.inputs_key,
+            now=now,
+            retention=retention,
+        )
+    ]
+    if not status.terminal:
+        items.append(batch_count_update(table, run.batch_id, recorded=1, now=now))
+        return items
+    items += batch_end_items(
+        table, run.batch_id, run.workflow_id, status, batch, recorded=1, now=now, retention=retention
+    )
+    return items
+
+
+def batch_end_items(
+    table: str,
+    batch_id: str,
+    workflow_id: str,
+    status: RunStatus,
+    batch: BatchView | None,
+    *,
+    recorded: int = 0,
+    now: datetime,
+    retention: timedelta,
+) -> list[dict[str, Any]]:
+    """The batch's share of a run's terminal transition: its counts (pinned on the `ended` count
+    read in `batch`) and, when this run is the batch's last, the BATCH_ENDED outbox event."""
+    seen = batch.ended if batch is not None else 0
+    last = batch is not None and batch.last_after(1)
+    items = [
+        batch_count_update(
+            table,
+            batch_id,
+            recorded=recorded,
+            ended=status,
+            seen_ended=seen,
+            closing=workflow_id if last else None,
+            now=now,
+        )
+    ]
+    if last:
+        items.append(
+            outbox_put(
+                table, workflow_id, BatchEndedPayload(batch_id), batch_id, now=now, retention=retention
+            )
+        )
+    return items
+
+
+def batch_members_query(table: str, batch_id: str) -> dict[str, Any]:
+    """The member items of a batch (a Query of its partition, no Scan)."""
+    return {
+        "TableName": table,
+        "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
+        "ExpressionAttributeNames": {"#pk": s.PK, "#sk": s.SK},
+        "ExpressionAttributeValues": {
+            ":pk": serialize(s.batch_pk(batch_id)),
+            ":prefix": serialize(s.MEMBER_SK_PREFIX),
+        },
+        "ConsistentRead": True,
     }

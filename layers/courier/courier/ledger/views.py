@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from courier.ledger import schema as s
 from courier.ledger._codec import from_item, query_items, serialize, to_item
-from courier.ledger.records import OutboxEvent, RunView, TaskView
+from courier.ledger.records import BatchMember, BatchView, OutboxEvent, RunView, TaskView
+from courier.ledger.transactions import batch_members_query
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -77,3 +78,14 @@ class RunViews:
                 yield OutboxEvent.from_item(item)
             except ValueError:
                 continue
+
+    def batch(self, batch_id: str) -> BatchView | None:
+        item = self._get(s.batch_pk(batch_id), s.BATCH_SK)
+        return BatchView.from_item(item, batch_id) if item else None
+
+    def members(self, batch_id: str) -> Iterator[BatchMember]:
+        """The runs of a batch (one Query of its partition), in workflow-id order."""
+        request = batch_members_query(self.table_name, batch_id)
+        request["Limit"] = self.page_size
+        for item in query_items(self.client, request):
+            yield BatchMember.from_item(item)
