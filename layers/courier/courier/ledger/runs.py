@@ -190,7 +190,7 @@ class RunLedger:
             except ClientError as exc:
                 if not transient_conflict(exc) or attempt == _CONFLICT_ATTEMPTS:
                     raise
-                self.sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311 (jitter)
+                self.sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311  # nosec B311: retry jitter, not a secret
 
     def record_submitted(self, run: RunRecord) -> bool:
         """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
