@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from courier.ledger.records import parse_time
 from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
 
@@ -136,14 +137,3 @@ class EndChecks(Protocol):
 
 def _doubled(times: int) -> int:
     return 1 << min(max(times, 0), _MAX_DOUBLINGS)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A ledger timestamp (ISO 8601, `Z` or offset; naive means UTC), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

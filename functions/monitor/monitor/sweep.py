@@ -34,11 +34,11 @@ from typing import Any
 
 from courier.conventions import job_name_for_call
 from courier.errors import CromwellError, CromwellUnavailable, InvalidEvent
-from courier.ledger.records import StuckPayload, TaskView
+from courier.ledger.records import StuckPayload, TaskView, parse_time
 from courier.ledger.runs import ActiveRun
 from courier.ledger.task_types import Pointer, RunCounts
 from courier.models import RunStatus, TaskStatus
-from monitor.asking import AskPolicy, AskReason, RunClock, parse_time
+from monitor.asking import AskPolicy, AskReason, RunClock
 from monitor.attribution import Attribution
 from monitor.ending import Ender, EndOutcome, EndSource
 from monitor.events import parse_event
