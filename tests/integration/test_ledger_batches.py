@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger.deliveries import AlertGates, GateAnswer
@@ -19,7 +17,7 @@ from courier.ledger.records import BatchEndedPayload, BatchOpening, EndedPayload
 from courier.ledger.schema import BATCH_KIND_SHEET
 from courier.ledger.views import RunViews
 from courier.models import NotificationKind, RunStatus
-from tests.support.ledger_table import create_ledger_table
+from tests.support.ledger_table import moto_ledger
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +27,7 @@ BATCH = "5a5a5a5a-0000-5000-8000-00000000b001"
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(ddb, TABLE)
+    with moto_ledger(TABLE) as ddb:
         yield ddb
 
 

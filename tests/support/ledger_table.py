@@ -4,7 +4,12 @@ NEW_AND_OLD_IMAGES stream), for moto-backed tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import boto3
+from moto import mock_aws
 
 from courier.ledger import schema as s
 
@@ -51,3 +56,12 @@ def create_ledger_table(client: Any, name: str) -> None:
     client.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": s.TTL_ATTR}
     )
+
+
+@contextmanager
+def moto_ledger(name: str, region: str = "us-east-1") -> Iterator[Any]:
+    """A moto account holding only the ledger table `name`; its DynamoDB client."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=region)
+        create_ledger_table(client, name)
+        yield client

@@ -414,11 +414,12 @@ class RunLedger:
             if view is not None and view.ended:
                 return False
             batch_id = view.batch_id if view else None
+            batch = self.batch(batch_id) if batch_id else None
             payload = EndedPayload(
                 status=status,
                 source=source,
                 batch_id=batch_id,
-                per_run=view.own_end_message if view else True,
+                per_run=view.tells_own_end(batch) if view else True,
             )
             # the run's batch as read: a batch_id written meanwhile (submit's late record) makes
             # this write fail and read again, so that the end is counted by exactly one of the two
@@ -437,7 +438,7 @@ class RunLedger:
                     },
                 }
             }
-            extra = self._batch_end(view, status, now) if view is not None and batch_id else []
+            extra = self._batch_end(view, status, batch, now) if view is not None and batch_id else []
             try:
                 self._transact(run_update, self._event(workflow_id, payload, now), *extra)
                 return True
@@ -445,11 +446,13 @@ class RunLedger:
                 cancelled_by_condition(exc)  # read again: ended already, or the batch moved
         raise BatchConflict("", workflow_id)
 
-    def _batch_end(self, run: RunView, status: RunStatus, now: datetime) -> list[dict[str, Any]]:
-        """The batch's share of a run's end: the member's final status and the end counted (the
-        member is written now, and the run counted, when submit has not recorded it yet)."""
+    def _batch_end(
+        self, run: RunView, status: RunStatus, batch: BatchView | None, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The batch's share of a run's end (`batch` as read for it): the member's final status
+        and the end counted (the member is written now, and the run counted, when submit has not
+        recorded it yet)."""
         batch_id = run.batch_id or ""
-        batch = self.batch(batch_id)
         member = self.client.get_item(
             TableName=self.table_name,
             Key=to_item({s.PK: s.batch_pk(batch_id), s.SK: s.member_sk(run.workflow_id)}),
