@@ -53,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every call, as Cromwell with call-caching.enabled = false (default: call caching on)",
     )
+    parser.add_argument(
+        "--batch-window",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="inputs files dropped into one folder within this many seconds form one batch (one "
+        "digest); 0 (default here; the template's is 300): every file its own run",
+    )
     parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
     parser.add_argument(
         "--state-file",
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         schedule_seconds=args.reconcile_every,
         cromwell_auth=RequiredAuth.parse(args.cromwell_auth) if args.cromwell_auth else None,
         call_caching=not args.no_call_caching,
+        parameters={"BatchWindowSeconds": str(args.batch_window)},
         on_entry=lambda entry: print(entry.render(width), flush=True),
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")

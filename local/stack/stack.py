@@ -203,6 +203,9 @@ class LocalStack:
             "NotificationEmail": "runs@example.org",
             "SlackWebhookSecretArn": slack_secret,
             "WdlWaitSeconds": "5",
+            # every inputs file its own run, as the demos and most tests expect; a test or
+            # `make stack ARGS="--batch-window 20"` groups a folder's files (template default 300)
+            "BatchWindowSeconds": "0",
             "LogLevel": opts.log_level,
             **self._cromwell_auth_parameter(),
             **opts.parameters,

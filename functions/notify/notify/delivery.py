@@ -22,7 +22,7 @@ from courier.models import NotificationKind
 from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
 from notify.artifacts import ReportLink
-from notify.batch_delivery import left_to_digest, post_digest
+from notify.batch_delivery import LoneRun, left_to_digest, post_digest
 from notify.digest import BatchDigest
 from notify.grouping import AlertGrouping
 from notify.render_digest import render_digest_email
@@ -65,6 +65,7 @@ class Summaries(Protocol):
 
 class Digests(Protocol):
     def build(self, event: OutboxEvent) -> BatchDigest: ...
+    def lone(self, event: OutboxEvent) -> LoneRun | None: ...
 
 
 class DeliveryIncomplete(CourierError):
@@ -203,6 +204,9 @@ class Notifier:
             return "the batch's digest reports this run's end (courier_notify)"
         if event.kind is NotificationKind.BATCH_ENDED and self.digests is None:
             return "batch digests are not configured"
+        lone = self.digests.lone(event) if self.digests is not None else None
+        if lone is not None and lone.ended is None:
+            return "a folder window of one run: its own messages told its end"
         return ""
 
     def _held_back(self, event: OutboxEvent, summary: RunSummary | BatchDigest, now: datetime) -> str:
@@ -218,6 +222,9 @@ class Notifier:
 
     def _build(self, event: OutboxEvent) -> RunSummary | BatchDigest:
         if event.kind is NotificationKind.BATCH_ENDED and self.digests is not None:
+            lone = self.digests.lone(event)
+            if lone is not None and lone.ended is not None:
+                return self.summaries.build(lone.ended)  # the run's own end message, no digest
             return self.digests.build(event)
         return self.summaries.build(event)
 
