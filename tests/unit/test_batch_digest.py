@@ -406,3 +406,23 @@ def test_a_folder_window_of_two_runs_is_a_digest_named_by_its_runs_with_its_own_
     assert message.subject == "Courier: Batch ended: 2 of 4 not succeeded: germline"
     stamp = f"{T0.astimezone(UTC):%Y%m%dT%H%M%SZ}"
     assert f"Outputs   s3://lab-runs/cohort/batch-{stamp}.outputs.tsv" in message.body
+
+
+def test_a_batch_runs_alert_starts_the_batch_thread_and_the_digest_replies_in_it() -> None:
+    """One thread per batch: the first message about any of its runs starts it."""
+    reads, summaries = cohort()
+    poster, emails = FakePoster(), Emails()
+    n = notifier(reads, summaries, poster, emails)
+    alert = OutboxEvent(wf(1), NotificationKind.EARLY_FAILURE, event_sk("EARLY_FAILURE"), None)
+    assert "slack" in n.deliver(alert).sent
+    first = poster.posts[0]
+    assert (first["channel"], first["thread_ts"]) == ("C0LAB", None)
+    assert n.ledger.batch_threads[BATCH] == ("C0LAB", first["ts"])  # type: ignore[attr-defined]
+    # the ledger now holds the batch's thread: the digest replies in it, broadcast to the channel
+    reads.batch_view = replace(reads.batch_view, slack_thread_channel="C0LAB", slack_thread_ts=first["ts"])
+    n.deliver(event())
+    digest = poster.posts[1]
+    assert (digest["thread_ts"], digest["broadcast"]) == (first["ts"], True)
+    # and so does a later alert of another run of the batch, not a thread of its own
+    n.deliver(OutboxEvent(wf(0), NotificationKind.EARLY_FAILURE, event_sk("EARLY_FAILURE"), None))
+    assert poster.posts[2]["thread_ts"] == first["ts"]
