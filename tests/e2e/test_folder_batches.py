@@ -44,6 +44,24 @@ def submitted(stack: LocalStack, observer: Observer, folder: str, samples: dict[
         assert (receipt["status"], receipt["workflow_id"]) == ("Submitted", workflow_id)
 
 
+def ended_batch(stack: LocalStack, batch_id: str, timeout: float = 60) -> BatchView:
+    """The batch once it has ended and its digest was delivered; else fail saying where it is."""
+    batch = stack.wait_for_batch(batch_id, timeout=timeout)
+    if batch is None:
+        sweeps = [i.get("result") for i in stack.invocations if i["function"] == "ReconcilerFunction"]
+        errors = [e.render(200) for e in stack.timeline.entries if e.kind == "error"]
+        pytest.fail(
+            f"batch {batch_id} did not end: {read_batch(stack, batch_id)}; sweeps {sweeps[-2:]}; {errors}"
+        )
+    return batch
+
+
+def read_batch(stack: LocalStack, batch_id: str) -> BatchView | None:
+    from courier.ledger.views import RunViews  # noqa: PLC0415
+
+    return RunViews(stack.table_name, stack.client("dynamodb")).batch(batch_id)
+
+
 def batch_of(observer: Observer, workflow_id: str) -> str:
     return str(observer.run(workflow_id)["batch_id"])
 
@@ -63,8 +81,7 @@ def test_two_files_in_one_window_are_one_batch_and_one_digest(stack: LocalStack,
     batch_id = batch_of(observer, runs["alpha"])
     assert batch_of(observer, runs["beta"]) == batch_id
 
-    batch: BatchView | None = stack.wait_for_batch(batch_id, timeout=60)
-    assert batch is not None, "the batch did not end"
+    batch = ended_batch(stack, batch_id)
     assert (batch.kind, batch.folder, batch.assigned, batch.expected, batch.ended) == (
         BATCH_KIND_FOLDER,
         f"{folder}/",
@@ -102,8 +119,7 @@ def test_two_files_a_window_apart_are_two_runs_each_with_its_own_end_message(
     assert len(batches) == 2  # two windows
     stack.settle(timeout=5)
     for batch_id in batches:
-        batch = stack.wait_for_batch(batch_id, timeout=30)
-        assert batch is not None
+        batch = ended_batch(stack, batch_id, timeout=30)
         assert (batch.expected, batch.ended) == (1, 1)
         assert digests(stack, batch_id) == []
     for workflow_id in (first["early"], second["late"]):
@@ -119,9 +135,45 @@ def test_an_upload_event_delivered_again_is_counted_once(stack: LocalStack, obse
     assert stack.wait_for(lambda: len(stack.submit_results(key)) == 2, timeout=30)
     submitted(stack, observer, folder, runs)
     batch_id = batch_of(observer, runs["one"])
-    batch = stack.wait_for_batch(batch_id, timeout=60)
-    assert batch is not None
+    batch = ended_batch(stack, batch_id)
     assert (batch.assigned, batch.runs, batch.expected, batch.ended) == (2, 2, 2, 2)
     time.sleep(1)
     stack.settle(timeout=10)
     assert len(digests(stack, batch_id)) == 1
+
+
+def test_a_folder_batchs_failures_are_re_run_as_one_batch(stack: LocalStack, observer: Observer) -> None:
+    """One sample of a folder window fails; the WDL fixed and a rerun.json dropped into the folder
+    (what `courier rerun BATCH --failed` writes): one new run, and one digest of the re-run."""
+    folder = "e2e/folders/rerun"
+    stack.put(f"{folder}/main.wdl", (RUNS / "cohort_failures" / "main.wdl").read_text(encoding="utf-8"))
+    runs = {
+        s: stack.put(f"{folder}/{s}.inputs.json", f'{{"cohort_qc.sample_id": "{sid}"}}', label=s)
+        for s, sid in (("good", "sample-1"), ("bad", "bad-2"))
+    }
+    submitted(stack, observer, folder, runs)
+    batch_id = batch_of(observer, runs["good"])
+    batch = ended_batch(stack, batch_id)
+    assert dict(batch.counts) == {"Succeeded": 1, "Failed": 1}
+    (digest,) = stack.wait_for(lambda: digests(stack, batch_id), timeout=30)
+    assert f"courier rerun {batch_id} --failed" in digest.body
+
+    stack.put(f"{folder}/main.wdl", (RUNS / "cohort_failures_fix" / "main.wdl").read_text(encoding="utf-8"))
+    stack.put(f"{folder}/rerun.json", f'{{"batch": "{batch_id}", "failed_only": true}}')
+    receipt = stack.wait_for(
+        lambda: (
+            (r := observer.receipt(f"{folder}/rerun.json")) is not None and r["status"] != "Waiting" and r
+        ),
+        timeout=60,
+    )
+    assert receipt
+    assert receipt["status"] == "Submitted"
+    assert [(r["sample"], r["replaces"]) for r in receipt["runs"]] == [("bad", runs["bad"])]
+    again = ended_batch(stack, receipt["batch_id"])
+    assert (again.kind, again.rerun_of, dict(again.counts)) == ("rerun", batch_id, {"Succeeded": 1})
+    redigest = stack.wait_for(
+        lambda: [e for e in stack.emails() if e.subject.startswith("Courier: Re-run") and batch_id in e.body],
+        timeout=30,
+    )
+    assert redigest is not None
+    assert len(redigest) == 1
