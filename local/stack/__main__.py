@@ -143,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + args.timeout if args.timeout else None
         try:
             if args.drop:
+                batches = set()
                 for workflow_id in workflow_ids:
                     remaining = (deadline - time.monotonic()) if deadline else 365 * 86400.0
-                    stack.wait_for_end(workflow_id, timeout=max(remaining, 0.1))
+                    run = stack.wait_for_end(workflow_id, timeout=max(remaining, 0.1))
+                    if run is not None and run.batch_id:
+                        batches.add(run.batch_id)
+                for batch_id in sorted(batches):  # a folder batch's messages wait for its window
+                    remaining = (deadline - time.monotonic()) if deadline else 365 * 86400.0
+                    stack.wait_for_batch(batch_id, timeout=max(remaining, 0.1))
                 stack.settle(timeout=5)
             else:
                 threading.Event().wait()

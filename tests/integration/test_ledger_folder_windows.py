@@ -17,7 +17,7 @@ from courier.ledger.records import EndedPayload
 from courier.ledger.schema import BATCH_KIND_FOLDER, event_sk
 from courier.ledger.views import RunViews
 from courier.models import NotificationKind, RunStatus
-from tests.support.ledger_table import moto_ledger
+from tests.support.ledger_table import ConflictOnce, moto_ledger
 from tests.support.notify_fixtures import Clock
 
 pytestmark = pytest.mark.integration
@@ -232,3 +232,18 @@ def test_a_run_ending_while_the_window_closes_ends_the_batch_exactly_once(client
     batch = views.batch(second)
     assert batch is not None
     assert (batch.expected, batch.ended, batch.ended_by) == (1, 1, wid(2))
+
+
+def test_files_dropped_together_retry_a_join_cancelled_by_another(client: Any) -> None:
+    """Files of one folder dropped together all join its batch item: a join cancelled by another
+    transaction on it is tried again after a pause, and counted once."""
+    clock = Clock(T0)
+    pauses: list[float] = []
+    windows = FolderWindows(TABLE, ConflictOnce(client, fail=0), clock=clock, sleep=pauses.append)  # type: ignore[arg-type]
+    batch_id = windows.assign(BUCKET, FOLDER, wid(1), at=T0, window=WINDOW)
+    windows.client.fail = 3  # type: ignore[attr-defined]
+    assert windows.assign(BUCKET, FOLDER, wid(2), at=T0 + timedelta(seconds=1), window=WINDOW) == batch_id
+    assert len(pauses) == 3
+    batch = RunViews(TABLE, client).batch(batch_id or "")
+    assert batch is not None
+    assert batch.assigned == 2

@@ -65,3 +65,31 @@ def moto_ledger(name: str, region: str = "us-east-1") -> Iterator[Any]:
         client = boto3.client("dynamodb", region_name=region)
         create_ledger_table(client, name)
         yield client
+
+
+class ConflictOnce:
+    """The moto client, whose next `fail` transactions are cancelled by a conflicting one."""
+
+    def __init__(self, client: Any, fail: int) -> None:
+        self.client = client
+        self.fail = fail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        if self.fail > 0:
+            self.fail -= 1
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "TransactionCanceledException",
+                        "Message": "[None, TransactionConflict]",
+                    },
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return self.client.transact_write_items(**kwargs)

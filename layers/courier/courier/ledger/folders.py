@@ -34,7 +34,7 @@ from courier.ledger._codec import (
     query_items,
     serialize,
     to_item,
-    transient_conflict,
+    transact,
 )
 from courier.ledger.records import BatchEndedPayload, BatchMember, BatchView, parse_time
 from courier.ledger.runs import utcnow
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 #: Tries of one assignment or closing whose conditions met a concurrent write (read again).
 _ATTEMPTS = 8
+#: Tries of one transaction cancelled by another on the same items (a folder's files dropped
+#: together all join its batch item).
+_CONFLICT_ATTEMPTS = 12
 _FOLDER_BATCH_NAMESPACE = uuid.UUID("6f1d3c52-8a47-5b0e-9c1f-2d7a4e6b9c30")
 
 
@@ -319,17 +322,13 @@ class FolderWindows:
 
     def _try(self, *items: dict[str, Any]) -> list[bool] | None:
         """One transaction: None when it was written, else which items failed their condition.
-        A cancellation by another transaction on the same items is tried again after a pause."""
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
-                return None
-            except ClientError as exc:
-                if transient_conflict(exc) and attempt < _ATTEMPTS:
-                    self.sleep(min(1.0, 0.02 * 2.0**attempt))
-                    continue
-                return cancelled_by_condition(exc)
-        return [True]
+        A cancellation by another transaction on the same items (files dropped together join one
+        batch item) is tried again after a jittered pause."""
+        try:
+            transact(self.client, items, sleep=self.sleep, attempts=_CONFLICT_ATTEMPTS)
+        except ClientError as exc:
+            return cancelled_by_condition(exc)
+        return None
 
 
 def _time(item: dict[str, Any] | None, name: str) -> datetime | None:

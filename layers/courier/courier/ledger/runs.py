@@ -3,7 +3,6 @@ events and retried invocations never move a run backwards nor notify twice."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from courier.ledger._codec import (
     query_items,
     serialize,
     to_item,
-    transient_conflict,
+    transact,
 )
 from courier.ledger.records import (
     BatchOpening,
@@ -183,14 +182,7 @@ class RunLedger:
     def _transact(self, *items: dict[str, Any]) -> None:
         """One transaction; a cancellation because another transaction held its items (two runs
         of a batch ending together) is retried with jittered backoff, a condition failure raised."""
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
-                return
-            except ClientError as exc:
-                if not transient_conflict(exc) or attempt == _CONFLICT_ATTEMPTS:
-                    raise
-                self.sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311  # nosec B311: retry jitter, not a secret
+        transact(self.client, items, sleep=self.sleep, attempts=_CONFLICT_ATTEMPTS)
 
     def record_submitted(self, run: RunRecord) -> bool:
         """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
