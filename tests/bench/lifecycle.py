@@ -134,7 +134,6 @@ class _Life:
         self.monitor = compose_batch_events(
             MonitorSettings.model_validate(env),
             dynamodb=self.ddb,
-            cromwell=cromwell,
             tags=FakeTags(),
             clock=clock,
         )

@@ -23,15 +23,9 @@ ROOT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 ENV = {"LEDGER_TABLE": "courier-ledger", "CROMWELL_URL": "http://cromwell:8000", "STUCK_AFTER_MINUTES": "30"}
 
 
-def monitor(ledger: FakeLedger, cromwell: FakeCromwell | None = None, **env: str) -> MonitorService:
+def monitor(ledger: FakeLedger, **env: str) -> MonitorService:
     settings = MonitorSettings.model_validate({**ENV, **env})
-    return compose_batch_events(
-        settings,
-        cromwell=cromwell or FakeCromwell(),
-        tags=FakeTags(),
-        ledger=(ledger, ledger),
-        clock=lambda: T0,
-    )
+    return compose_batch_events(settings, tags=FakeTags(), ledger=(ledger, ledger), clock=lambda: T0)
 
 
 def reconciler(ledger: FakeLedger, cromwell: FakeCromwell, minutes: int = 0) -> Reconciler:
@@ -131,7 +125,7 @@ def test_the_end_fills_in_job_name_tasks_with_one_metadata_call() -> None:
     ledger.add_run(ROOT, RunStatus.RUNNING)
     cromwell = FakeCromwell()
     job = Job("wf.t", ROOT, generation=91)  # script prefix: the run is known, the call only by name
-    track(monitor(ledger, cromwell), job.event("RUNNING"))
+    track(monitor(ledger), job.event("RUNNING"))
     assert ledger.job_name_tasks(ROOT) == [job.job_id]
     cromwell.metadata_of[ROOT] = {
         "id": ROOT,
@@ -199,7 +193,7 @@ def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it
     cromwell = FakeCromwell()
     cromwell.status_of[ROOT] = "Running"
     job = Job("wf.t", ROOT, generation=85)  # no tags, no script prefix
-    service = monitor(ledger, cromwell)
+    service = monitor(ledger)
     assert track(service, job.event("RUNNING")) == [TrackOutcome.UNATTRIBUTED]
     cromwell.metadata_of[ROOT] = {
         "id": ROOT,
@@ -207,7 +201,7 @@ def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it
     }
     assert reconciler(ledger, cromwell).sweep().attributed == 1
     assert ledger.unattributed[job.job_id].attributed_to == ROOT
-    assert track(monitor(ledger, cromwell), job.event("SUCCEEDED")) == [TrackOutcome.RECORDED]
+    assert track(monitor(ledger), job.event("SUCCEEDED")) == [TrackOutcome.RECORDED]
     assert dict(ledger.run_counts(ROOT).counts) == {"SUCCEEDED": 1}
 
 

@@ -455,11 +455,14 @@ def test_globals(template: dict[str, Any]) -> None:
 
 def test_functions_that_call_cromwell_run_in_the_vpc(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
-    for name in ("SubmitFunction", "MonitorFunction", "CallbackFunction", "ReconcilerFunction"):
+    for name in ("SubmitFunction", "CallbackFunction", "ReconcilerFunction"):
         vpc = functions[name]["VpcConfig"]
         assert vpc == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
         assert functions[name]["Environment"]["Variables"]["CROMWELL_URL"] == {"Ref": "CromwellUrl"}
-    assert "VpcConfig" not in functions["NotifyFunction"]
+    # the Batch-events function and notify never call Cromwell: outside the VPC, named no Cromwell
+    for name in ("MonitorFunction", "NotifyFunction"):
+        assert "VpcConfig" not in functions[name], name
+        assert not {v for v in functions[name]["Environment"]["Variables"] if v.startswith("CROMWELL_")}, name
 
 
 def test_every_parking_queue_has_an_alarm(resources: dict[str, Any]) -> None:
@@ -476,7 +479,6 @@ def test_functions_that_call_cromwell_read_exactly_the_credentials_secret(resour
     for name in (
         "SubmitFunction",
         "SheetRowsFunction",
-        "MonitorFunction",
         "CallbackFunction",
         "ReconcilerFunction",
     ):
@@ -485,7 +487,10 @@ def test_functions_that_call_cromwell_read_exactly_the_credentials_secret(resour
         }
         policies = resources[functions[name]["Role"]["Fn::GetAtt"][0]]["Properties"]["ManagedPolicyArns"]
         assert {"Ref": "CromwellClientPolicy"} in policies
-    assert "CROMWELL_AUTH_SECRET" not in functions["NotifyFunction"]["Environment"]["Variables"]
+    for name in ("MonitorFunction", "NotifyFunction"):
+        assert "CROMWELL_AUTH_SECRET" not in functions[name]["Environment"]["Variables"], name
+        role = resources[functions[name]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert {"Ref": "CromwellClientPolicy"} not in role.get("ManagedPolicyArns", []), name
     statements = resources["CromwellClientPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (read,) = [st["Fn::If"] for st in statements if "Fn::If" in st and st["Fn::If"][0] == "HasCromwellAuth"]
     assert read[1] == {

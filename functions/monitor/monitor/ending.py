@@ -2,9 +2,10 @@
 
 1. Cromwell's completion callback (`monitor.callback`),
 2. the reconciler's /query sweep (`monitor.sweep`),
-3. a terminal Batch event after which the run's counts show no unfinished task: it asks for an
-   end check `AskPolicy.end_check_delay` later (`monitor.asking`), which the reconciler's sweep
-   makes only if no newer task has appeared and the run has not ended by then.
+3. a terminal Batch event after which the run's counts show no unfinished task: the Batch-events
+   function asks for an end check `AskPolicy.end_check_delay` later
+   (`monitor.asking.EndCheckRequests`), which the reconciler's sweep makes only if no newer task
+   has appeared and the run has not ended by then.
 
 Each goes through `Ender.end`, which reads the run once, fills in the tasks the events could not
 describe (`monitor.filling`: script-prefix tasks, jobs not tied yet), gathers the report data from Cromwell
@@ -15,9 +16,9 @@ includeKey/excludeKey) and writes the terminal status with `RunLedger.finish`, w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,7 +28,6 @@ from courier.errors import CromwellError, CromwellUnavailable
 from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
 from courier.observability import logger, metrics
-from monitor.asking import END_CHECK_DELAY, EndChecks
 from monitor.end_report import (
     ReportLimits,
     bound_failures,
@@ -53,7 +53,6 @@ class EndOutcome(StrEnum):
     STILL_RUNNING = "still-running"
     NOT_VISIBLE = "not-visible"
     UNAVAILABLE = "unavailable"
-    CHECK_SCHEDULED = "check-scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +73,10 @@ class Ender:
         track_all_workflows: bool,
         limits: ReportLimits | None = None,
         filler: TaskFiller | None = None,
-        end_checks: EndChecks | None = None,
-        end_check_delay: timedelta = END_CHECK_DELAY,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runs = runs
         self.clock = clock
-        self.end_checks: EndChecks = end_checks or runs
-        self.end_check_delay = end_check_delay
         self.filler = filler
         self.tasks = tasks
         self.cromwell = cromwell
@@ -125,21 +120,6 @@ class Ender:
             metrics.add_metric(name=f"Runs{status.value}", unit=MetricUnit.Count, value=1)
             return EndOutcome.ENDED
         return EndOutcome.ALREADY_ENDED
-
-    def check_after_tasks(self, workflow_ids: Iterable[str]) -> dict[str, EndOutcome]:
-        """Path 3: for runs whose counts show no unfinished task, ask for one end check
-        `end_check_delay` from now (no Cromwell call here; `monitor.asking`)."""
-        outcomes: dict[str, EndOutcome] = {}
-        for workflow_id in dict.fromkeys(workflow_ids):
-            counts = self.tasks.run_counts(workflow_id)
-            if not counts.exists or counts.status_rank >= RunStatus.SUCCEEDED.rank:
-                continue
-            if counts.unfinished_tasks > 0:
-                continue
-            due = self.clock() + self.end_check_delay
-            if self.end_checks.request_end_check(workflow_id, due):
-                outcomes[workflow_id] = EndOutcome.CHECK_SCHEDULED
-        return outcomes
 
     # -- report --------------------------------------------------------------------------------
 
