@@ -220,15 +220,18 @@ def test_what_the_monitor_writes_reads_back_as_the_typed_records(moto_client: An
     )
     assert sweep.sweep().stuck_alerts == 1
     cromwell.status_of[root] = "Failed"
-    cromwell.failed_of[root] = {
+    cromwell.metadata_of[root] = {  # /metadata filtered with FAILURE_KEYS
         "id": root,
+        "failures": [{"message": "Workflow failed"}],
         "calls": {
+            "wf.wait": [
+                {"executionStatus": "Aborted", "shardIndex": 2, "attempt": 1, "jobId": waiting.job_id}
+            ],
             "wf.fail": [
                 {"executionStatus": "Failed", "shardIndex": -1, "attempt": 1, "jobId": failing.job_id}
-            ]
+            ],
         },
     }
-    cromwell.metadata_of[root] = {"id": root, "failures": [{"message": "Workflow failed"}]}
     # A run with a task still waiting is asked about once it has been silent for
     # AskPolicy.busy_after (its Batch events would have said more).
     later = max(now, datetime.now(UTC)) + timedelta(hours=49)

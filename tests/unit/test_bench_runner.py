@@ -20,6 +20,7 @@ TINY = replace(
     reconciler_runs=5,
     lifecycle_hours=(1,),
     lifecycle_tasks=(1, 2),
+    lifecycle_failed=((1, 2, 2),),
     concurrency=(1, 3),
     notify_tasks=50,
     latency_repeats=1,
@@ -62,8 +63,13 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert results["monitor"]["scatter_stack"]["dynamodb_calls"]["TransactWriteItems"] > 0
     calls = results["cromwell-calls"]
     assert sum(calls["submit"].values()) == 1
-    assert len(calls["rows"]) == 4
+    assert len(calls["rows"]) == 6  # 4 Succeeded, then the failed run beside 1 and 3 active runs
     assert all(row[mode]["ended"] for row in calls["rows"] for mode in ("with callback", "without callback"))
+    modes = ("with callback", "without callback")
+    failed = [row for row in calls["rows"] if row.get("fails_at") == 2]
+    assert len(failed) == 2
+    assert all(row[mode]["failure_reported"] for row in failed for mode in modes)
+    assert all(calls["summary"][mode]["failures_reported"] for mode in modes)
     assert [r["module"] for r in results["cold-start"]["handlers"]] == [
         "submit.handler",
         "submit.rows",

@@ -11,6 +11,7 @@ from typing import Any
 from courier.ledger.records import QueueBlockedPayload, StuckPayload
 from courier.models import RunStatus
 from monitor.composition import MonitorService, compose_batch_events, compose_callback, compose_reconciler
+from monitor.end_report import FAILURE_KEYS
 from monitor.ending import CallbackData, EndOutcome, EndSource
 from monitor.events import parse_event
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
@@ -150,10 +151,13 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
     ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
     cromwell = FakeCromwell()
     cromwell.status_of[ROOT] = "Failed"
-    cromwell.failed_of[ROOT] = {
+    # what /metadata answers filtered with FAILURE_KEYS: every call, the failed ones picked out
+    cromwell.metadata_of[ROOT] = {
         "id": ROOT,
+        "failures": [{"message": "Workflow failed"}],
         "calls": {
             "wf.t": [
+                {"executionStatus": "Done", "shardIndex": 2, "attempt": 1, "jobId": "j2", "returnCode": 0},
                 {
                     "executionStatus": "Failed",
                     "shardIndex": 3,
@@ -161,13 +165,15 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
                     "jobId": "j3",
                     "returnCode": 1,
                     "failures": [{"message": "boom", "causedBy": [{"message": "disk full"}]}],
-                }
+                },
             ]
         },
     }
-    cromwell.metadata_of[ROOT] = {"id": ROOT, "failures": [{"message": "Workflow failed"}]}
     # silent for longer than AskPolicy.idle_after: the run is asked about
     assert reconciler(ledger, cromwell, minutes=20).sweep().ended == 1
+    (asked,) = [args for call, args in cromwell.calls if call == "metadata"]
+    assert asked == (ROOT, FAILURE_KEYS, ())  # one filtered call, and no failed-jobs call
+    assert cromwell.count("failed_jobs") == 0
     run = ledger.runs[ROOT]
     assert (run.status, run.ended_by) == (RunStatus.FAILED, "reconciler")
     assert run.report["failures"] == [
@@ -185,6 +191,63 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
     assert run.report["failures_count"] == 1
     assert run.report["workflow_failures"] == ["Workflow failed"]
     assert ledger.event_keys(ROOT) == ["EVENT#ENDED"]
+
+
+def _failed_call(shard: int, status: str = "Failed") -> dict[str, Any]:
+    root = f"s3://cromwell/wf/{ROOT}/call-t/shard-{shard}"
+    entry: dict[str, Any] = {
+        "executionStatus": status,
+        "shardIndex": shard,
+        "attempt": 1,
+        "jobId": f"j{shard}",
+        "returnCode": 0 if status == "Done" else 3,
+        "stderr": f"{root}/t-{shard}-stderr.log",
+        "logConfig:logGroupName": "/aws/batch/job",
+        "logConfig:logStreamName": f"cromwell/default/j{shard}",
+    }
+    if status == "Failed":
+        entry["failures"] = [{"message": "Job wf.t:5:1 exited with return code 3", "causedBy": []}]
+    return entry
+
+
+def test_a_failed_run_reports_the_same_failures_with_or_without_the_callback() -> None:
+    """Without the callback, one /metadata call filtered with FAILURE_KEYS; with it, failed-jobs
+    beside the body's failures: the same failing task, reason and log either way."""
+    top = [{"message": "Workflow failed", "causedBy": [{"message": "Job wf.t:5:1 exited"}]}]
+    every_call = {"id": ROOT, "failures": top, "calls": {"wf.t": [_failed_call(4, "Done"), _failed_call(5)]}}
+    failed_only = {"id": ROOT, "calls": {"wf.t": [_failed_call(5)]}}
+    reports = {}
+    for with_callback in (False, True):
+        ledger = FakeLedger()
+        ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
+        cromwell = FakeCromwell()
+        cromwell.status_of[ROOT] = "Failed"
+        cromwell.metadata_of[ROOT] = every_call
+        cromwell.failed_of[ROOT] = failed_only
+        settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+        service = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger))
+        ender = service.ender
+        body = CallbackData(outputs={}, failures=top) if with_callback else None
+        source = EndSource.CALLBACK if with_callback else EndSource.RECONCILER
+        assert ender.end(ROOT, RunStatus.FAILED, source=source, callback=body) is EndOutcome.ENDED
+        assert [call for call, _ in cromwell.calls] == (["failed_jobs"] if with_callback else ["metadata"])
+        reports[with_callback] = ledger.runs[ROOT].report
+    assert reports[False] == reports[True]
+    (entry,) = reports[False]["failures"]
+    assert entry == {
+        "call": "wf.t",
+        "workflow_id": ROOT,
+        "shard": 5,
+        "attempt": 1,
+        "job_id": "j5",
+        "return_code": 3,
+        "status": "Failed",
+        "message": "Job wf.t:5:1 exited with return code 3",
+        "stderr": f"s3://cromwell/wf/{ROOT}/call-t/shard-5/t-5-stderr.log",
+        "log_group": "/aws/batch/job",
+        "log_stream": "cromwell/default/j5",
+    }
+    assert reports[False]["workflow_failures"] == ["Workflow failed", "Job wf.t:5:1 exited"]
 
 
 def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it() -> None:
@@ -239,8 +302,8 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     ]
     # Report data only for the ended runs, with filtered requests only.
     assert cromwell.count("outputs") == 1
-    assert cromwell.count("failed_jobs") == 1
-    assert cromwell.count("metadata") == 1
+    assert cromwell.count("failed_jobs") == 0
+    assert cromwell.count("metadata") == 1  # the Failed run's failures and failed calls at once
     second = sweep.sweep()
     assert second.active == 997
     assert second.ended == 0

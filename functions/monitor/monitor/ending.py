@@ -9,8 +9,9 @@
 
 Each goes through `Ender.end`, which reads the run once, fills in the tasks the events could not
 describe (`monitor.filling`: script-prefix tasks, jobs not tied yet), gathers the report data from Cromwell
-with filtered requests only (`/outputs`, `/metadata/failed-jobs`, `/metadata` with
-includeKey/excludeKey) and writes the terminal status with `RunLedger.finish`, whose condition
+with one filtered request at most (`/outputs` of a Succeeded run without the callback's outputs;
+for a Failed run `/metadata/failed-jobs` beside the callback's failures, else one `/metadata` with
+includeKey `FAILURE_KEYS`) and writes the terminal status with `RunLedger.finish`, whose condition
 (`status_rank < 9`) lets exactly one writer through and inserts the ENDED outbox event with it.
 """
 
@@ -29,6 +30,7 @@ from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
 from courier.observability import logger, metrics
 from monitor.end_report import (
+    FAILURE_KEYS,
     ReportLimits,
     bound_failures,
     bound_outputs,
@@ -132,19 +134,21 @@ class Ender:
                 outputs = self._ask(lambda: self.cromwell.outputs(workflow_id), problems, callback)
             report.update(bound_outputs(outputs or {}, self.limits))
         elif status is RunStatus.FAILED:
-            failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, callback)
-            report.update(bound_failures(list(iter_failed_calls(failed or {})), self.limits))
             if callback is not None:
+                # the body carries the workflow's failures; the failed calls alone are smaller
+                failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, callback)
                 top: Any = list(callback.failures)
             else:
-                root = self._ask(
+                # one filtered call: the workflow's failures and what each call says of its end
+                failed = self._ask(
                     lambda: self.cromwell.metadata(
-                        workflow_id, include_keys=["failures"], exclude_keys=["calls"]
+                        workflow_id, include_keys=FAILURE_KEYS, expand_subworkflows=True
                     ),
                     problems,
                     callback,
                 )
-                top = (root or {}).get("failures")
+                top = (failed or {}).get("failures")
+            report.update(bound_failures(iter_failed_calls(failed or {}), self.limits))
             report["workflow_failures"] = bound_workflow_failures(top, self.limits)
         if problems:
             report["report_problems"] = problems
