@@ -120,3 +120,26 @@ def test_the_command_names_the_options_that_change_the_figures() -> None:
         command_for("monitor", True, ["--stack-shards", "2000"])
         == "python -m tests.bench --quick --stack-shards 2000 monitor"
     )
+
+
+def test_the_lifecycle_targets_put_the_failed_runs_beside_their_target() -> None:
+    from tests.bench import lifecycle  # noqa: PLC0415
+
+    summary = {
+        "target_calls": 4,
+        "most_calls": 4,
+        "calls_met": True,
+        "most_calls_failed": 4,
+        "failures_reported": True,
+        "latency_median_s": 70.0,
+        "latency_worst_s": 100.0,
+        "latency_target_s": 120,
+    }
+    lines = lifecycle.targets({"summary": {"without callback": summary}})
+    assert lines[1] == (
+        "Cromwell calls per failed workflow, without callback: at most 4 "
+        "(target <= 4, failing task reported: met)"
+    )
+    for worse in ({"failures_reported": False}, {"most_calls_failed": 5}):
+        lines = lifecycle.targets({"summary": {"without callback": {**summary, **worse}}})
+        assert lines[1].endswith("NOT met)"), worse
