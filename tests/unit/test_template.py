@@ -309,11 +309,22 @@ def test_ledger_table_matches_the_schema(resources: dict[str, Any]) -> None:
     assert props["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_monitor_and_reconciler_may_query_the_active_index(resources: dict[str, Any]) -> None:
-    for role in ("MonitorRole", "ReconcilerRole"):
-        queries = [st for _, st in _statements(resources[role]) if "dynamodb:Query" in _as_list(st["Action"])]
-        assert queries, role
-        assert {"Fn::Sub": f"${{LedgerTable.Arn}}/index/{ACTIVE_INDEX}"} in _as_list(queries[0]["Resource"])
+def test_the_reconciler_may_query_the_active_index_and_the_batch_events_function_reads_items_only(
+    resources: dict[str, Any],
+) -> None:
+    queries = [
+        st for _, st in _statements(resources["ReconcilerRole"]) if "dynamodb:Query" in _as_list(st["Action"])
+    ]
+    assert queries
+    assert {"Fn::Sub": f"${{LedgerTable.Arn}}/index/{ACTIVE_INDEX}"} in _as_list(queries[0]["Resource"])
+    ledger = {
+        action
+        for _, st in _statements(resources["MonitorRole"])
+        for action in _as_list(st["Action"])
+        if action.startswith("dynamodb:")
+    }
+    item_actions = ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
+    assert ledger == {f"dynamodb:{action}" for action in item_actions}
 
 
 @pytest.fixture(scope="module")
