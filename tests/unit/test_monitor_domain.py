@@ -5,9 +5,13 @@ against moto, with the real expressions, is in tests/integration/test_monitor_*.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from courier.errors import CromwellUnavailable
 from courier.ledger.records import QueueBlockedPayload, StuckPayload
 from courier.models import RunStatus
 from monitor.composition import MonitorService, compose_batch_events, compose_callback, compose_reconciler
@@ -248,6 +252,61 @@ def test_a_failed_run_reports_the_same_failures_with_or_without_the_callback() -
         "log_stream": "cromwell/default/j5",
     }
     assert reports[False]["workflow_failures"] == ["Workflow failed", "Job wf.t:5:1 exited"]
+
+
+class RefusingFailureMetadata(FakeCromwell):
+    """Cromwell answering the end report's filtered metadata with an error (`http_status`)."""
+
+    def __init__(self, http_status: int | None) -> None:
+        super().__init__()
+        self.http_status = http_status
+
+    def metadata(
+        self,
+        workflow_id: str,
+        include_keys: Sequence[str] = (),
+        exclude_keys: Sequence[str] = (),
+        *,
+        expand_subworkflows: bool = False,
+    ) -> dict[str, Any]:
+        if tuple(include_keys) == FAILURE_KEYS:
+            self.calls.append(("metadata", (workflow_id, tuple(include_keys), tuple(exclude_keys))))
+            message = f"Metadata for workflow {workflow_id} exists in database but cannot be served"
+            raise CromwellUnavailable(message, http_status=self.http_status)
+        return super().metadata(
+            workflow_id, include_keys, exclude_keys, expand_subworkflows=expand_subworkflows
+        )
+
+
+def test_failure_metadata_too_large_for_cromwell_falls_back_to_the_failed_jobs() -> None:
+    ledger = FakeLedger()
+    ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
+    cromwell = RefusingFailureMetadata(http_status=500)
+    cromwell.failed_of[ROOT] = {"id": ROOT, "calls": {"wf.t": [_failed_call(5)]}}
+    cromwell.metadata_of[ROOT] = {"id": ROOT, "failures": [{"message": "Workflow failed"}]}
+    settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+    ender = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger)).ender
+
+    assert ender.end(ROOT, RunStatus.FAILED, source=EndSource.RECONCILER) is EndOutcome.ENDED
+
+    assert [call for call, _ in cromwell.calls] == ["metadata", "failed_jobs", "metadata"]
+    report = ledger.runs[ROOT].report
+    assert [(f["call"], f["job_id"]) for f in report["failures"]] == [("wf.t", "j5")]
+    assert report["workflow_failures"] == ["Workflow failed"]
+
+
+def test_failure_metadata_with_cromwell_unreachable_ends_nothing_and_is_asked_again() -> None:
+    ledger = FakeLedger()
+    ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
+    cromwell = RefusingFailureMetadata(http_status=503)
+    settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+    ender = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger)).ender
+
+    with pytest.raises(CromwellUnavailable):
+        ender.end(ROOT, RunStatus.FAILED, source=EndSource.RECONCILER)
+
+    assert [call for call, _ in cromwell.calls] == ["metadata"]
+    assert ledger.runs[ROOT].status is RunStatus.RUNNING
 
 
 def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it() -> None:

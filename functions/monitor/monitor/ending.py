@@ -139,20 +139,43 @@ class Ender:
                 failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, callback)
                 top: Any = list(callback.failures)
             else:
-                # one filtered call: the workflow's failures and what each call says of its end
-                failed = self._ask(
-                    lambda: self.cromwell.metadata(
-                        workflow_id, include_keys=FAILURE_KEYS, expand_subworkflows=True
-                    ),
-                    problems,
-                    callback,
-                )
+                failed = self._failure_metadata(workflow_id, problems)
                 top = (failed or {}).get("failures")
             report.update(bound_failures(iter_failed_calls(failed or {}), self.limits))
             report["workflow_failures"] = bound_workflow_failures(top, self.limits)
         if problems:
             report["report_problems"] = problems
         return report
+
+    def _failure_metadata(self, workflow_id: str, problems: list[str]) -> Mapping[str, Any] | None:
+        """What a Failed run's report needs, without the callback: one `/metadata` call filtered
+        with `FAILURE_KEYS` (the workflow's failures and every call's end). When Cromwell itself
+        answers it with a server error (an answer too large for it: its metadata row limit, met by
+        a scatter of some 100,000 calls), the failed jobs and the workflow's failures in two
+        smaller calls instead."""
+        try:
+            self.cromwell_calls += 1
+            answer: Mapping[str, Any] = self.cromwell.metadata(
+                workflow_id, include_keys=FAILURE_KEYS, expand_subworkflows=True
+            )
+            return answer
+        except CromwellUnavailable as exc:
+            if exc.http_status != 500:
+                raise
+            logger.warning(
+                "failure metadata refused by Cromwell; asking for the failed jobs alone",
+                extra={"workflow_id": workflow_id, "error": exc.message},
+            )
+        except CromwellError as exc:
+            problems.append(f"Cromwell refused: {exc.message}"[:500])
+            return None
+        failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, None)
+        root = self._ask(
+            lambda: self.cromwell.metadata(workflow_id, include_keys=["failures"], exclude_keys=["calls"]),
+            problems,
+            None,
+        )
+        return {**(failed or {}), "failures": (root or {}).get("failures")}
 
     def _ask(self, call: Any, problems: list[str], callback: CallbackData | None) -> Mapping[str, Any] | None:
         try:
