@@ -5,7 +5,6 @@ against moto, with the real expressions, is in tests/integration/test_monitor_*.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -254,34 +253,18 @@ def test_a_failed_run_reports_the_same_failures_with_or_without_the_callback() -
     assert reports[False]["workflow_failures"] == ["Workflow failed", "Job wf.t:5:1 exited"]
 
 
-class RefusingFailureMetadata(FakeCromwell):
-    """Cromwell answering the end report's filtered metadata with an error (`http_status`)."""
-
-    def __init__(self, http_status: int | None) -> None:
-        super().__init__()
-        self.http_status = http_status
-
-    def metadata(
-        self,
-        workflow_id: str,
-        include_keys: Sequence[str] = (),
-        exclude_keys: Sequence[str] = (),
-        *,
-        expand_subworkflows: bool = False,
-    ) -> dict[str, Any]:
-        if tuple(include_keys) == FAILURE_KEYS:
-            self.calls.append(("metadata", (workflow_id, tuple(include_keys), tuple(exclude_keys))))
-            message = f"Metadata for workflow {workflow_id} exists in database but cannot be served"
-            raise CromwellUnavailable(message, http_status=self.http_status)
-        return super().metadata(
-            workflow_id, include_keys, exclude_keys, expand_subworkflows=expand_subworkflows
-        )
+def refusing_failure_metadata(http_status: int) -> FakeCromwell:
+    """Cromwell answering the end report's filtered metadata with an error after retries."""
+    cromwell = FakeCromwell()
+    message = f"Metadata for workflow {ROOT} exists in database but cannot be served"
+    cromwell.metadata_errors[FAILURE_KEYS] = CromwellUnavailable(message, http_status=http_status)
+    return cromwell
 
 
 def test_failure_metadata_too_large_for_cromwell_falls_back_to_the_failed_jobs() -> None:
     ledger = FakeLedger()
     ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
-    cromwell = RefusingFailureMetadata(http_status=500)
+    cromwell = refusing_failure_metadata(500)
     cromwell.failed_of[ROOT] = {"id": ROOT, "calls": {"wf.t": [_failed_call(5)]}}
     cromwell.metadata_of[ROOT] = {"id": ROOT, "failures": [{"message": "Workflow failed"}]}
     settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
@@ -298,7 +281,7 @@ def test_failure_metadata_too_large_for_cromwell_falls_back_to_the_failed_jobs()
 def test_failure_metadata_with_cromwell_unreachable_ends_nothing_and_is_asked_again() -> None:
     ledger = FakeLedger()
     ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
-    cromwell = RefusingFailureMetadata(http_status=503)
+    cromwell = refusing_failure_metadata(503)
     settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
     ender = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger)).ender
 
