@@ -90,7 +90,6 @@ def _monitor(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
         environ=env,
         dynamodb=clients("dynamodb"),
         tags=JobTagReader(clients("batch")),
-        secrets=_secret_reader(clients),
     )
     return {"service": service}
 

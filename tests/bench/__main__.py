@@ -40,6 +40,8 @@ class Sizes:
     reconciler_runs: int = 1000
     lifecycle_hours: tuple[int, ...] = (1, 10, 100)
     lifecycle_tasks: tuple[int, ...] = (1, 10, 1000)
+    #: failed runs: (hours, tasks, the task that fails)
+    lifecycle_failed: tuple[tuple[int, int, int], ...] = ((1, 1, 1), (100, 1, 1), (10, 10, 5))
     concurrency: tuple[int, ...] = (1, 1000)
     notify_tasks: int = 10_000
     cli_runs: int = 10_000
@@ -95,7 +97,9 @@ def _monitor(sizes: Sizes) -> dict[str, Any]:
 def _lifecycle(sizes: Sizes) -> dict[str, Any]:
     from tests.bench import lifecycle
 
-    return lifecycle.measure(sizes.lifecycle_hours, sizes.lifecycle_tasks, sizes.concurrency)
+    return lifecycle.measure(
+        sizes.lifecycle_hours, sizes.lifecycle_tasks, sizes.concurrency, sizes.lifecycle_failed
+    )
 
 
 def _notify(sizes: Sizes) -> dict[str, Any]:

@@ -270,10 +270,8 @@ def handlers_only(repeats: int) -> dict[str, Any]:
         workflow_id = answer["workflow_id"]
 
         server.backend.set_status(workflow_id, "Running")
-        settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": server.url})
-        monitor = compose_batch_events(
-            settings, dynamodb=dynamodb, cromwell=CromwellClient(server.url, max_attempts=1), tags=FakeTags()
-        )
+        settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE})
+        monitor = compose_batch_events(settings, dynamodb=dynamodb, tags=FakeTags())
         events = lifecycle(Job("hello.hello", workflow_id, root_name="hello"), start=T0)
         monitor_handler.lambda_handler(sqs_batch(events[:-1]), Ctx(), service=monitor)
         server.backend.set_outputs(workflow_id, {"hello.out": "s3://bucket/out.txt"})

@@ -16,6 +16,10 @@ A /query asking about k runs counts 1/k for each (a run's share); a call about o
 reads the ledger and makes no Cromwell call (`tests/unit/test_monitor_asking.py`,
 `tests/integration/test_monitor_reconciler.py`).
 
+Failed runs: one task fails (Batch FAILED, exit code 3), Cromwell submits no task after it and
+the workflow is Failed; the end report then needs the failing task, its reason and its log
+(`FAILED_SCENARIOS`; each checks that the run item names them).
+
 Cromwell's timing in the model (seeded random, per task and run): the first task is submitted
 30 s after the run; each next task 10 to 40 s after the previous one ended (at most a fifth of
 its slot, for runs of many short tasks); the run is terminal 5 to 40 s after its last task ended;
@@ -56,6 +60,9 @@ from tests.support.submit_fixtures import TABLE, make_world
 POLL_SECONDS = 30
 COHORTS = 10  # the other active runs were dropped in this many batches
 TARGETS = {"without callback": 4, "with callback": 3}
+#: (hours, tasks, the task that fails, counted from 1) of the failed runs simulated
+FAILED_SCENARIOS = ((1, 1, 1), (100, 1, 1), (10, 10, 5))
+FAILURE_REASON = "Essential container in task exited"
 LATENCY_TARGET_S = 120  # without the callback
 HELLO = Path(__file__).resolve().parents[1] / "fixtures" / "wdl" / "hello"
 
@@ -117,6 +124,12 @@ class Scenario:
     active: int
     callback: bool
     seed: int = 1
+    fails_at: int | None = None  # the task (from 1) that fails; None: the run succeeds
+
+    @property
+    def ran(self) -> int:
+        """Tasks that ran: all of them, or up to the failing one (Cromwell starts none after it)."""
+        return self.tasks if self.fails_at is None else min(self.fails_at, self.tasks)
 
 
 class _Life:
@@ -134,7 +147,6 @@ class _Life:
         self.monitor = compose_batch_events(
             MonitorSettings.model_validate(env),
             dynamodb=self.ddb,
-            cromwell=cromwell,
             tags=FakeTags(),
             clock=clock,
         )
@@ -178,14 +190,18 @@ class _Life:
     def deliver(self, events: list[dict[str, Any]]) -> None:
         monitor_handler.lambda_handler(sqs_batch(events), Ctx(), service=self.monitor)
 
-    def job_events(self, job: Job, start: datetime, end: datetime | None) -> None:
+    def job_events(self, job: Job, start: datetime, end: datetime | None, *, fails: bool = False) -> None:
         running = start + (end - start) / 10 if end else start + timedelta(seconds=3)
         self.at(
             start,
             lambda: self.deliver([job.event(st, at=start) for st in ("PENDING", "RUNNABLE", "STARTING")]),
         )
         self.at(running, lambda: self.deliver([job.event("RUNNING", at=running)]))
-        if end is not None:
+        if end is not None and fails:
+            self.at(
+                end, lambda: self.deliver([job.event("FAILED", at=end, exit_code=3, reason=FAILURE_REASON)])
+            )
+        elif end is not None:
             self.at(end, lambda: self.deliver([job.event("SUCCEEDED", at=end, exit_code=0)]))
 
     def neighbours(self) -> None:
@@ -210,29 +226,57 @@ class _Life:
         finish = rng.uniform(5, 40)
         slot = (s.hours * 3600 - 30 - finish) / s.tasks
         t = T0 + timedelta(seconds=30)
-        for n in range(s.tasks):
+        jobs: list[Job] = []
+        for n in range(s.ran):
             gap = rng.uniform(10, 40) if n else 0.0
             gap = min(gap, slot / 5) if n else 0.0
             start = t + timedelta(seconds=gap)
             end = t + timedelta(seconds=slot)
-            self.job_events(Job(f"wf.step{n}", wid, root_name="wf"), start, end)
+            jobs.append(Job(f"wf.step{n}", wid, root_name="wf"))
+            self.job_events(jobs[-1], start, end, fails=n + 1 == s.fails_at)
             t = end
         done = t + timedelta(seconds=finish)
         self.cromwell_end = done
+        failed = s.fails_at is not None
 
         def cromwell_ends() -> None:
-            self.server.backend.set_outputs(wid, {"wf.out": "s3://bucket/out.txt"})
-            self.server.backend.set_status(wid, "Succeeded")
+            if failed:
+                self.cromwell_fails(wid, jobs)
+            else:
+                self.server.backend.set_outputs(wid, {"wf.out": "s3://bucket/out.txt"})
+                self.server.backend.set_status(wid, "Succeeded")
 
         self.at(done, cromwell_ends)
         if s.callback:
-            data = CallbackData(outputs={"wf.out": "s3://bucket/out.txt"}, failures=[])
+            data = CallbackData(
+                outputs={} if failed else {"wf.out": "s3://bucket/out.txt"},
+                failures=[_workflow_failure(jobs[-1])] if failed else [],
+            )
+            status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
             self.at(
                 done + timedelta(seconds=2),
-                lambda: self.callback.ender.end(
-                    wid, RunStatus.SUCCEEDED, source=EndSource.CALLBACK, callback=data
-                ),
+                lambda: self.callback.ender.end(wid, status, source=EndSource.CALLBACK, callback=data),
             )
+
+    def cromwell_fails(self, workflow_id: str, jobs: list[Job]) -> None:
+        """Cromwell's metadata of the run: every task Done but the last, which Failed."""
+        backend = self.server.backend
+        for job in jobs:
+            failing = job is jobs[-1]
+            backend.add_call(
+                workflow_id,
+                job.call,
+                status="Failed" if failing else "Done",
+                job_id=job.job_id,
+                return_code=3 if failing else 0,
+                failures=[_job_failure(job)] if failing else [],
+                **{
+                    "logConfig:logGroupName": "/aws/batch/job",
+                    "logConfig:logStreamName": f"cromwell/default/{job.job_id}",
+                },
+            )
+        failure = _workflow_failure(jobs[-1])
+        backend.fail(workflow_id, failure["message"], *(c["message"] for c in failure["causedBy"]))
 
     # -- the reconciler --------------------------------------------------------------------------
 
@@ -295,7 +339,7 @@ class _Life:
                 ops[request.operation or "unmatched"] += 1
         ended = self.ended_at()
         assert self.cromwell_end is not None
-        return {
+        figures: dict[str, Any] = {
             "calls": round(share, 3),
             "by_operation": dict(ops),
             "ended": ended is not None,
@@ -303,6 +347,34 @@ class _Life:
             "sweeps_with_work": self.sweeps,
             "all_calls": len(self.server.requests),
         }
+        if self.s.fails_at is not None:
+            figures["failure_reported"] = self.failure_reported()
+        return figures
+
+    def failure_reported(self) -> bool:
+        """The run item says Failed and names the failing task, its reason and its log, as the
+        end-of-run message shows them."""
+        run = self.runs.get_run(self.workflow_id) or {}
+        failing = f"wf.step{self.s.ran - 1}"
+        entries = run.get("failures") or []
+        return (
+            run.get("status") == RunStatus.FAILED.value
+            and run.get("failures_count") == 1
+            and len(entries) == 1
+            and entries[0].get("call") == failing
+            and "exited with return code 3" in str(entries[0].get("message"))
+            and str(entries[0].get("log_stream", "")).startswith("cromwell/default/")
+            and bool(run.get("workflow_failures"))
+        )
+
+
+def _job_failure(job: Job) -> str:
+    return f"Job {job.call}:-1:1 exited with return code 3 which has not been declared as a valid return code"
+
+
+def _workflow_failure(job: Job) -> dict[str, Any]:
+    """Cromwell's `failures` of a workflow one task of which failed."""
+    return {"message": "Workflow failed", "causedBy": [{"message": _job_failure(job), "causedBy": []}]}
 
 
 def _ids(request: Any) -> list[str]:
@@ -323,28 +395,36 @@ def measure(
     hours: tuple[int, ...] = (1, 10, 100),
     tasks: tuple[int, ...] = (1, 10, 1000),
     active: tuple[int, ...] = (1, 1000),
+    failed: tuple[tuple[int, int, int], ...] = FAILED_SCENARIOS,
 ) -> dict[str, Any]:
+    """Every (hours, tasks, active) run succeeding, then every `failed` (hours, tasks, failing
+    task) run for each `active`, each with and without the callback."""
     submit = submit_calls()
     n_submit = sum(submit.values())
+    plans = [(h, n, None) for h in hours for n in tasks] + [(h, n, k) for h, n, k in failed]
     rows = []
     with CromwellTestServer() as server:
-        for h in hours:
-            for n in tasks:
-                for a in active:
-                    row: dict[str, Any] = {"hours": h, "tasks": n, "active": a}
-                    for label, callback in (("without callback", False), ("with callback", True)):
-                        life = simulate(Scenario(h, n, a, callback), server)
-                        life["calls"] = round(life["calls"] + n_submit, 3)
-                        row[label] = life
-                    rows.append(row)
+        for h, n, fails_at in plans:
+            for a in active:
+                row: dict[str, Any] = {"hours": h, "tasks": n, "active": a}
+                if fails_at is not None:
+                    row["fails_at"] = fails_at
+                for label, callback in (("without callback", False), ("with callback", True)):
+                    life = simulate(Scenario(h, n, a, callback, fails_at=fails_at), server)
+                    life["calls"] = round(life["calls"] + n_submit, 3)
+                    row[label] = life
+                rows.append(row)
     summary = {}
     for label, target in TARGETS.items():
         calls = [r[label]["calls"] for r in rows]
         latency = [r[label]["latency_s"] for r in rows if r[label]["latency_s"] is not None]
+        failed_rows = [r[label] for r in rows if "fails_at" in r]
         summary[label] = {
             "target_calls": target,
             "most_calls": max(calls),
             "calls_met": max(calls) <= target and all(r[label]["ended"] for r in rows),
+            "most_calls_failed": max((r["calls"] for r in failed_rows), default=None),
+            "failures_reported": all(r.get("failure_reported") for r in failed_rows),
             "latency_median_s": round(statistics.median(latency), 1) if latency else None,
             "latency_worst_s": max(latency) if latency else None,
         }
@@ -365,8 +445,13 @@ def _policy() -> dict[str, str]:
     }
 
 
-def _polling(hours: int) -> int:
-    return 1 + hours * 3600 // POLL_SECONDS + 1  # submit, /status every 30 s, outputs at the end
+def _polling(hours: int, failed: bool = False) -> int:
+    """Submit, /status every 30 s, then outputs (Succeeded) or failed jobs and failures (Failed)."""
+    return 1 + hours * 3600 // POLL_SECONDS + (2 if failed else 1)
+
+
+def _end(row: dict[str, Any]) -> str:
+    return f"Failed at task {row['fails_at']}" if "fails_at" in row else "Succeeded"
 
 
 def render(fig: dict[str, Any]) -> list[str]:
@@ -386,15 +471,22 @@ def render(fig: dict[str, Any]) -> list[str]:
         latency = f"median {s['latency_median_s']} s, worst {s['latency_worst_s']} s"
         if "latency_target_s" in s:
             latency += f" (target <= {s['latency_target_s']} s)"
+        failed = ""
+        if s.get("most_calls_failed") is not None:
+            where = "on the run item" if s["failures_reported"] else "**missing from the run item**"
+            failed = (
+                f" Failed runs: at most {s['most_calls_failed']:g} calls, the failing task, its reason "
+                f"and its log {where}."
+            )
         lines.append(
-            f"- **{label}**: at most {s['most_calls']} calls per workflow (target <= {s['target_calls']}: "
-            f"{'met' if s['calls_met'] else '**not met**'}); time to ENDED {latency}."
+            f"- **{label}**: at most {s['most_calls']:g} calls per workflow (target <= {s['target_calls']}: "
+            f"{'met' if s['calls_met'] else '**not met**'}); time to ENDED {latency}.{failed}"
         )
     lines += [
         "",
-        "| Run | tasks | active runs | polling client (30 s) | calls without callback | by operation "
+        "| Run | tasks | end | active runs | polling client (30 s) | calls without callback | by operation "
         "| to ENDED s | calls with callback | by operation | to ENDED s |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---|---:|",
+        "|---|---:|---|---:|---:|---:|---|---:|---:|---|---:|",
     ]
     for row in fig["rows"]:
         cells = []
@@ -402,18 +494,21 @@ def render(fig: dict[str, Any]) -> list[str]:
             life = row[label]
             ops = ", ".join(f"{k} {v}" for k, v in sorted(life["by_operation"].items())) or "none"
             cells += [f"{life['calls']:g}", ops, f"{life['latency_s']}"]
+        polling = _polling(row["hours"], "fails_at" in row)
         lines.append(
-            f"| {row['hours']} h | {row['tasks']} | {row['active']} | {_polling(row['hours'])} | "
+            f"| {row['hours']} h | {row['tasks']} | {_end(row)} | {row['active']} | {polling} | "
             + " | ".join(cells)
             + " |"
         )
     lines += [
         "",
-        "The polling client counts 1 submit + one /status per 30 s + 1 outputs. The by-operation "
-        "columns count the requests that named the run (a shared /query once). Not per workflow: with "
+        "The polling client counts 1 submit + one /status per 30 s + outputs at the end (Succeeded) or "
+        "the failed jobs and the workflow's failures (Failed). The by-operation columns count the "
+        "requests that named the run (a shared /query once). Not per workflow: with "
         "TrackAllWorkflows, the reconciler's adoption /query, at most once an hour per container. A "
-        "Failed run needs one or two more (failed jobs, the workflow's failures) than the Succeeded "
-        "runs here; with the callback, only the failed jobs.",
+        "Failed run's report costs one call, as a Succeeded run's outputs do: without the callback one "
+        "`/metadata` filtered with `monitor.end_report.FAILURE_KEYS` (the workflow's failures and the "
+        "failed calls); with it, `/metadata/failed-jobs` beside the failures in the callback's body.",
     ]
     return lines
 
@@ -423,7 +518,7 @@ def targets(fig: dict[str, Any]) -> list[str]:
     lines = []
     for label, s in fig["summary"].items():
         lines.append(
-            f"Cromwell calls per workflow, {label}: at most {s['most_calls']} "
+            f"Cromwell calls per workflow, {label}: at most {s['most_calls']:g} "
             f"(target <= {s['target_calls']}: {'met' if s['calls_met'] else 'NOT met'}); time to ENDED "
             f"median {s['latency_median_s']} s, worst {s['latency_worst_s']} s"
             + (
@@ -433,4 +528,10 @@ def targets(fig: dict[str, Any]) -> list[str]:
                 else ""
             )
         )
+        if s.get("most_calls_failed") is not None:
+            met = s["most_calls_failed"] <= s["target_calls"] and s["failures_reported"]
+            lines.append(
+                f"Cromwell calls per failed workflow, {label}: at most {s['most_calls_failed']:g} "
+                f"(target <= {s['target_calls']}, failing task reported: {'met' if met else 'NOT met'})"
+            )
     return lines

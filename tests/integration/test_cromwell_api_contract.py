@@ -20,6 +20,7 @@ import requests
 from courier.cromwell import CromwellClient
 from courier.errors import CromwellBadRequest, CromwellNotFound, CromwellUnavailable, WorkflowIdInUse
 from local.cromwell_api import ERRATA, LOCAL_VERSION, SPEC_PATH, CromwellTestServer, InMemoryBackend
+from monitor.end_report import FAILURE_KEYS, failure_messages, iter_failed_calls
 from tests.support.cromwell_helpers import HELLO_WDL, FakeClock, contract_problems, submit_request
 
 pytest_plugins = ["tests.support.cromwell_fixtures"]
@@ -357,6 +358,50 @@ def test_failed_jobs(cromwell_backend: InMemoryBackend, cromwell_client: Cromwel
     assert entry["returnCode"] == 137
     assert entry["failures"][0]["message"] == "OOM"
     assert cromwell_client.metadata(wid, include_keys=["failures"])["failures"][0]["causedBy"][0]["message"]
+
+
+def test_the_failure_metadata_of_the_end_report_names_what_failed_jobs_does(
+    cromwell_backend: InMemoryBackend, cromwell_client: CromwellClient
+) -> None:
+    """One `/metadata` filtered with the end report's FAILURE_KEYS (and sub-workflows expanded)
+    carries the workflow's failures and the same failed calls as `/metadata/failed-jobs`."""
+    wid = cromwell_client.submit(submit_request()).id
+    sub = cromwell_backend.add(name="inner", status="Running", parent_id=wid)
+    cromwell_backend.add_call(sub.id, "inner.task", status="Done", job_id="inner-ok", return_code=0)
+    cromwell_backend.add_call(
+        sub.id, "inner.task", shard=1, status="Failed", job_id="inner-bad", failures=["bad input"]
+    )
+    cromwell_backend.fail(sub.id, "Workflow failed")
+    cromwell_backend.add_call(wid, "hello.inner", status="Failed", sub_workflow_id=sub.id)
+    cromwell_backend.add_call(wid, "hello.greet", shard=0, status="Done", job_id="ok", return_code=0)
+    cromwell_backend.add_call(
+        wid,
+        "hello.greet",
+        shard=1,
+        status="Failed",
+        job_id="bad",
+        return_code=137,
+        failures=["OOM"],
+        **{"logConfig:logGroupName": "/aws/batch/job", "logConfig:logStreamName": "cromwell/default/bad"},
+    )
+    cromwell_backend.fail(wid, "Workflow failed", "Job hello.greet:1:1 exited with return code 137")
+
+    answer = cromwell_client.metadata(wid, include_keys=FAILURE_KEYS, expand_subworkflows=True)
+    from_metadata = list(iter_failed_calls(answer))
+
+    assert from_metadata == list(iter_failed_calls(cromwell_client.failed_jobs(wid)))
+    assert [(c["call"], c["job_id"], c["workflow_id"]) for c in from_metadata] == [
+        ("inner.task", "inner-bad", sub.id),
+        ("hello.greet", "bad", wid),
+    ]
+    bad = from_metadata[1]
+    assert (bad["return_code"], bad["messages"], bad["log_stream"]) == (137, ["OOM"], "cromwell/default/bad")
+    assert bad["stderr"].endswith("-stderr.log")
+    assert failure_messages(answer["failures"]) == [
+        "Workflow failed",
+        "Job hello.greet:1:1 exited with return code 137",
+    ]
+    assert set(answer) == {"id", "failures", "calls"}  # filtered: not the whole metadata
 
 
 def test_abort(cromwell_backend: InMemoryBackend, cromwell_client: CromwellClient) -> None:

@@ -342,8 +342,8 @@ def test_the_last_task_asks_for_an_end_check_that_the_reconciler_makes_through_t
     _record(ddb, wid)
     if refused:
         refusing(proxy)
-    settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE, "CROMWELL_URL": proxy.server.url})
-    service = compose_batch_events(settings, dynamodb=ddb, cromwell=proxy.client(), tags=FakeTags())
+    settings = MonitorSettings.model_validate({"LEDGER_TABLE": TABLE})
+    service = compose_batch_events(settings, dynamodb=ddb, tags=FakeTags())
 
     answer = batch_events.lambda_handler(sqs_batch(lifecycle(Job("wf.say", wid))), Ctx(), service=service)
 

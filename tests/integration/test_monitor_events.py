@@ -71,7 +71,7 @@ class World:
             self.cromwell.status_of[root] = "Running"
             self.cromwell.names[root] = name
         self.monitor = compose_batch_events(
-            MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=self.cromwell, tags=self.tags
+            MonitorSettings.model_validate(ENV), dynamodb=client, tags=self.tags
         )
 
     def monitor_event(self, name: str) -> dict[str, Any]:

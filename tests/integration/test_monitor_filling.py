@@ -47,7 +47,7 @@ class World:
         self.client = client
         self.cromwell = FakeCromwell()
         self.monitor = compose_batch_events(
-            MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=self.cromwell, tags=FakeTags()
+            MonitorSettings.model_validate(ENV), dynamodb=client, tags=FakeTags()
         )
         self.callback = callback_for(client, self.cromwell)
 

@@ -40,10 +40,8 @@ def run_item(client: Any, workflow_id: str) -> dict[str, Any]:
     return from_item(raw)
 
 
-def monitor_for(client: Any, cromwell: FakeCromwell) -> MonitorService:
-    return compose_batch_events(
-        MonitorSettings.model_validate(ENV), dynamodb=client, cromwell=cromwell, tags=FakeTags()
-    )
+def monitor_for(client: Any) -> MonitorService:
+    return compose_batch_events(MonitorSettings.model_validate(ENV), dynamodb=client, tags=FakeTags())
 
 
 def running(client: Any, root: str) -> tuple[FakeCromwell, MonitorService]:
@@ -51,7 +49,7 @@ def running(client: Any, root: str) -> tuple[FakeCromwell, MonitorService]:
     record(client, root)
     cromwell = FakeCromwell()
     cromwell.status_of[root] = "Running"
-    return cromwell, monitor_for(client, cromwell)
+    return cromwell, monitor_for(client)
 
 
 def outbox(client: Any, prefix: str) -> dict[str, dict[str, Any]]:
@@ -107,14 +105,12 @@ def test_track_all_adopts_running_workflows_and_their_events_count(moto_client: 
 def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any) -> None:
     root = wid(9)
     job = Job("other.task", root)
-    cromwell = FakeCromwell()
-    ignoring = monitor_for(moto_client, cromwell)
+    ignoring = monitor_for(moto_client)
     batch_events.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=ignoring)
     assert moto_client.scan(TableName=TABLE)["Count"] == 0
     adopting = compose_batch_events(
         MonitorSettings.model_validate({**ENV, "TRACK_ALL_WORKFLOWS": "true"}),
         dynamodb=moto_client,
-        cromwell=cromwell,
         tags=FakeTags(),
     )
     batch_events.lambda_handler(sqs_batch([job.event("RUNNING")]), Ctx(), service=adopting)
@@ -138,7 +134,7 @@ def test_events_of_unknown_runs_are_ignored_unless_tracking_all(moto_client: Any
 
 def test_unattributed_jobs_are_never_dropped(moto_client: Any) -> None:
     job = Job("old.task", wid(5), generation=85)
-    monitor = monitor_for(moto_client, FakeCromwell())
+    monitor = monitor_for(moto_client)
     batch_events.lambda_handler(
         sqs_batch([job.event("RUNNING"), job.event("RUNNABLE")]), Ctx(), service=monitor
     )
@@ -184,7 +180,7 @@ def test_a_task_stuck_again_after_a_batch_retry_is_alerted_again(moto_client: An
 def test_a_job_blocking_its_queue_again_after_a_batch_retry_is_alerted_again(moto_client: Any) -> None:
     root = wid(3)
     record(moto_client, root)
-    monitor = monitor_for(moto_client, FakeCromwell())
+    monitor = monitor_for(moto_client)
     job = Job("wf.big", root)
     blocked = "Batch Job Queue Blocked"
     for event in (
@@ -204,7 +200,7 @@ def test_what_the_monitor_writes_reads_back_as_the_typed_records(moto_client: An
     record(moto_client, root)
     cromwell = FakeCromwell()
     cromwell.status_of[root] = "Running"
-    monitor = monitor_for(moto_client, cromwell)
+    monitor = monitor_for(moto_client)
     waiting, failing = Job("wf.wait", root, shard=2), Job("wf.fail", root)
     blocked_at = T0 + timedelta(minutes=3)
     batch_events.lambda_handler(
@@ -224,15 +220,18 @@ def test_what_the_monitor_writes_reads_back_as_the_typed_records(moto_client: An
     )
     assert sweep.sweep().stuck_alerts == 1
     cromwell.status_of[root] = "Failed"
-    cromwell.failed_of[root] = {
+    cromwell.metadata_of[root] = {  # /metadata filtered with FAILURE_KEYS
         "id": root,
+        "failures": [{"message": "Workflow failed"}],
         "calls": {
+            "wf.wait": [
+                {"executionStatus": "Aborted", "shardIndex": 2, "attempt": 1, "jobId": waiting.job_id}
+            ],
             "wf.fail": [
                 {"executionStatus": "Failed", "shardIndex": -1, "attempt": 1, "jobId": failing.job_id}
-            ]
+            ],
         },
     }
-    cromwell.metadata_of[root] = {"id": root, "failures": [{"message": "Workflow failed"}]}
     # A run with a task still waiting is asked about once it has been silent for
     # AskPolicy.busy_after (its Batch events would have said more).
     later = max(now, datetime.now(UTC)) + timedelta(hours=49)

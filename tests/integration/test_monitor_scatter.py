@@ -99,9 +99,7 @@ def run_scatter(client: Any, shards: int, seed: int = 7, containers: int = 3) ->
     cromwell.status_of[root] = "Running"
     counting = CountingClient(client)
     services = [
-        compose_batch_events(
-            SETTINGS, dynamodb=counting, cromwell=cromwell, tags=FakeTags(), clock=lambda: T0
-        )
+        compose_batch_events(SETTINGS, dynamodb=counting, tags=FakeTags(), clock=lambda: T0)
         for _ in range(containers)
     ]
     started = time.perf_counter()
@@ -181,9 +179,7 @@ def test_ten_thousand_shard_scatter_ends_exactly_right() -> None:
     cromwell = FakeCromwell()
     cromwell.status_of[root] = "Running"
     services = [
-        compose_batch_events(
-            SETTINGS, cromwell=cromwell, tags=FakeTags(), ledger=(ledger, ledger), clock=lambda: T0
-        )
+        compose_batch_events(SETTINGS, tags=FakeTags(), ledger=(ledger, ledger), clock=lambda: T0)
         for _ in range(3)
     ]
     assert deliver(services, events) == 0

@@ -64,7 +64,6 @@ class MonitorWorld:
         return compose_batch_events(
             MonitorSettings.model_validate(ENV),
             dynamodb=ddb or self.ddb,
-            cromwell=self.client(),
             tags=FakeTags(),
         )
 

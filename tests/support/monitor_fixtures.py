@@ -222,6 +222,8 @@ class FakeCromwell:
         self.outputs_of: dict[str, dict[str, Any]] = {}
         self.failed_of: dict[str, dict[str, Any]] = {}
         self.metadata_of: dict[str, dict[str, Any]] = {}
+        #: what a metadata call with these includeKey values raises instead of answering
+        self.metadata_errors: dict[tuple[str, ...], Exception] = {}
         self.names: dict[str, str] = {}
         self.calls: list[tuple[str, Any]] = []
 
@@ -255,6 +257,8 @@ class FakeCromwell:
     ) -> dict[str, Any]:
         assert include_keys or exclude_keys, "metadata must always be filtered"
         self.calls.append(("metadata", (workflow_id, tuple(include_keys), tuple(exclude_keys))))
+        if tuple(include_keys) in self.metadata_errors:
+            raise self.metadata_errors[tuple(include_keys)]
         if workflow_id not in self.metadata_of and workflow_id not in self.status_of:
             raise CromwellNotFound("Unrecognized workflow ID", http_status=404)
         return self.metadata_of.get(workflow_id, {"id": workflow_id})

@@ -20,6 +20,7 @@ TINY = replace(
     reconciler_runs=5,
     lifecycle_hours=(1,),
     lifecycle_tasks=(1, 2),
+    lifecycle_failed=((1, 2, 2),),
     concurrency=(1, 3),
     notify_tasks=50,
     latency_repeats=1,
@@ -62,8 +63,13 @@ def test_quick_run_writes_every_section(tmp_path: Path) -> None:
     assert results["monitor"]["scatter_stack"]["dynamodb_calls"]["TransactWriteItems"] > 0
     calls = results["cromwell-calls"]
     assert sum(calls["submit"].values()) == 1
-    assert len(calls["rows"]) == 4
+    assert len(calls["rows"]) == 6  # 4 Succeeded, then the failed run beside 1 and 3 active runs
     assert all(row[mode]["ended"] for row in calls["rows"] for mode in ("with callback", "without callback"))
+    modes = ("with callback", "without callback")
+    failed = [row for row in calls["rows"] if row.get("fails_at") == 2]
+    assert len(failed) == 2
+    assert all(row[mode]["failure_reported"] for row in failed for mode in modes)
+    assert all(calls["summary"][mode]["failures_reported"] for mode in modes)
     assert [r["module"] for r in results["cold-start"]["handlers"]] == [
         "submit.handler",
         "submit.rows",
@@ -114,3 +120,26 @@ def test_the_command_names_the_options_that_change_the_figures() -> None:
         command_for("monitor", True, ["--stack-shards", "2000"])
         == "python -m tests.bench --quick --stack-shards 2000 monitor"
     )
+
+
+def test_the_lifecycle_targets_put_the_failed_runs_beside_their_target() -> None:
+    from tests.bench import lifecycle  # noqa: PLC0415
+
+    summary = {
+        "target_calls": 4,
+        "most_calls": 4,
+        "calls_met": True,
+        "most_calls_failed": 4,
+        "failures_reported": True,
+        "latency_median_s": 70.0,
+        "latency_worst_s": 100.0,
+        "latency_target_s": 120,
+    }
+    lines = lifecycle.targets({"summary": {"without callback": summary}})
+    assert lines[1] == (
+        "Cromwell calls per failed workflow, without callback: at most 4 "
+        "(target <= 4, failing task reported: met)"
+    )
+    for worse in ({"failures_reported": False}, {"most_calls_failed": 5}):
+        lines = lifecycle.targets({"summary": {"without callback": {**summary, **worse}}})
+        assert lines[1].endswith("NOT met)"), worse

@@ -4,6 +4,10 @@ template.yaml."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +18,10 @@ from courier.secrets import SecretReader
 from local.stack.template import load_template
 from monitor.composition import compose_batch_events, compose_callback, compose_reconciler
 from submit.composition import compose
+from tests.conftest import _ENV
 from tests.support.monitor_fixtures import FakeTags
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 ENV = {
@@ -43,14 +50,39 @@ def reader() -> tuple[SecretReader, StubSsm]:
 
 def test_monitor_functions_verify_cromwell_against_the_configured_ca_bundle() -> None:
     secrets, ssm = reader()
-    service = compose_batch_events(environ=ENV, dynamodb=object(), tags=FakeTags(), secrets=secrets)
-    cromwell: Any = service.ender.cromwell
+    sweep = compose_reconciler(environ=ENV, dynamodb=object(), secrets=secrets)
+    cromwell: Any = sweep.cromwell
     bundle = cromwell.verify()  # the bundle as it is now: a rotated one is used without a cold start
     assert bundle.endswith(".pem")
     assert cromwell.base_url == "https://cromwell.internal:8000"
     assert ssm.read == ["/courier/cromwell-ca"]  # read through the given reader, kept while fresh
-    sweep = compose_reconciler(environ=ENV, dynamodb=object(), secrets=secrets)
-    assert sweep.cromwell.verify() == bundle  # type: ignore[attr-defined]
+    assert sweep.ender.cromwell.verify() == bundle  # type: ignore[attr-defined]
+
+
+def test_the_batch_events_function_needs_no_cromwell_and_loads_neither_requests_nor_asyncio() -> None:
+    """Put together in a fresh process as Lambda does (its code and the layer on the path): no
+    Cromwell setting asked for, and nothing of the Cromwell client, the end of a run or
+    Powertools' batch processing imported."""
+    code = (
+        "import sys\n"
+        "import monitor.batch_events as handler\n"
+        "from monitor.composition import compose_batch_events\n"
+        "class Tags:\n"
+        "    def tags(self, arn):\n"
+        "        return {}\n"
+        "environ = {'LEDGER_TABLE': 'courier-ledger'}\n"
+        "service = compose_batch_events(environ=environ, dynamodb=object(), tags=Tags())\n"
+        "assert not hasattr(service, 'ender')\n"
+        "names = ('requests', 'asyncio', 'courier.cromwell', 'monitor.ending', 'monitor.sweep')\n"
+        "print(','.join(sorted(n for n in names if n in sys.modules)))\n"
+    )
+    env = {**_ENV, "PATH": "/usr/bin:/bin"}
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in ("functions/monitor", "layers/courier"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
 
 
 def test_the_callback_token_is_read_through_the_given_reader_when_asked() -> None:
@@ -84,7 +116,9 @@ def test_submit_is_put_together_from_its_environment() -> None:
 
 def test_settings_are_checked_when_the_function_is_put_together() -> None:
     with pytest.raises(ConfigurationError, match="CROMWELL_URL"):
-        compose_batch_events(environ={"LEDGER_TABLE": "courier-ledger"}, dynamodb=object(), tags=FakeTags())
+        compose_reconciler(environ={"LEDGER_TABLE": "courier-ledger"}, dynamodb=object())
+    with pytest.raises(ConfigurationError, match="LEDGER_TABLE"):
+        compose_batch_events(environ={"CROMWELL_URL": "https://cromwell"}, dynamodb=object(), tags=FakeTags())
 
 
 def test_the_template_names_the_handler_modules_for_what_invokes_them() -> None:

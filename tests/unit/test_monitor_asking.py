@@ -1,12 +1,16 @@
-"""When the reconciler asks Cromwell about a run (`monitor.asking.AskPolicy`)."""
+"""When the reconciler asks Cromwell about a run (`monitor.asking.AskPolicy`), and when a task end
+asks for an end check (`monitor.asking.EndCheckRequests`)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.asking import AskPolicy, AskReason, RunClock
+from courier.models import RunStatus
+from monitor.asking import AskPolicy, AskReason, EndCheckRequests, RunClock
+from tests.support.monitor_fakes import FakeLedger
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 POLICY = AskPolicy()
@@ -84,3 +88,23 @@ def test_the_clock_is_read_from_the_run_item() -> None:
     assert run.asks_this_silence() == 0  # activity at 10:00 came after the ask at 09:30
     assert RunClock.from_run("wf", {**item, "status": "Succeeded", "status_rank": 9}).ended
     assert RunClock.from_run("wf", None).ended
+
+
+def test_a_task_end_asks_for_one_end_check_only_for_runs_with_nothing_unfinished() -> None:
+    ledger = FakeLedger()
+    ledger.add_run("done", RunStatus.RUNNING, counts=Counter(SUCCEEDED=3))
+    ledger.add_run("next-step", RunStatus.RUNNING, counts=Counter(SUCCEEDED=1, RUNNABLE=1))
+    ledger.add_run("ended", RunStatus.SUCCEEDED, counts=Counter(SUCCEEDED=1))
+    requests = EndCheckRequests(ledger, ledger, clock=lambda: T0)
+
+    asked = requests.after_task_ends(["done", "next-step", "ended", "unknown", "done"])
+
+    assert asked == ["done"]  # a scatter's many ends in one batch: one request
+    assert ledger.runs["done"].end_check_at == T0 + POLICY.end_check_delay
+    assert ledger.runs["next-step"].end_check_at is None
+    assert ledger.calls["request_end_check"] == 1
+    # a later batch's last task end moves the check later, never earlier
+    later = EndCheckRequests(ledger, ledger, clock=lambda: T0 + timedelta(seconds=30))
+    assert later.after_task_ends(["done"]) == ["done"]
+    assert ledger.runs["done"].end_check_at == T0 + timedelta(seconds=90)
+    assert EndCheckRequests(ledger, ledger, clock=lambda: T0).after_task_ends(["done"]) == []

@@ -8,9 +8,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from courier.errors import CromwellUnavailable
 from courier.ledger.records import QueueBlockedPayload, StuckPayload
 from courier.models import RunStatus
 from monitor.composition import MonitorService, compose_batch_events, compose_callback, compose_reconciler
+from monitor.end_report import FAILURE_KEYS
 from monitor.ending import CallbackData, EndOutcome, EndSource
 from monitor.events import parse_event
 from monitor.settings import CallbackSettings, MonitorSettings, ReconcilerSettings
@@ -23,15 +27,9 @@ ROOT = "0f8fad5b-d9cb-469f-a165-70867728950e"
 ENV = {"LEDGER_TABLE": "courier-ledger", "CROMWELL_URL": "http://cromwell:8000", "STUCK_AFTER_MINUTES": "30"}
 
 
-def monitor(ledger: FakeLedger, cromwell: FakeCromwell | None = None, **env: str) -> MonitorService:
+def monitor(ledger: FakeLedger, **env: str) -> MonitorService:
     settings = MonitorSettings.model_validate({**ENV, **env})
-    return compose_batch_events(
-        settings,
-        cromwell=cromwell or FakeCromwell(),
-        tags=FakeTags(),
-        ledger=(ledger, ledger),
-        clock=lambda: T0,
-    )
+    return compose_batch_events(settings, tags=FakeTags(), ledger=(ledger, ledger), clock=lambda: T0)
 
 
 def reconciler(ledger: FakeLedger, cromwell: FakeCromwell, minutes: int = 0) -> Reconciler:
@@ -131,7 +129,7 @@ def test_the_end_fills_in_job_name_tasks_with_one_metadata_call() -> None:
     ledger.add_run(ROOT, RunStatus.RUNNING)
     cromwell = FakeCromwell()
     job = Job("wf.t", ROOT, generation=91)  # script prefix: the run is known, the call only by name
-    track(monitor(ledger, cromwell), job.event("RUNNING"))
+    track(monitor(ledger), job.event("RUNNING"))
     assert ledger.job_name_tasks(ROOT) == [job.job_id]
     cromwell.metadata_of[ROOT] = {
         "id": ROOT,
@@ -156,10 +154,13 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
     ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
     cromwell = FakeCromwell()
     cromwell.status_of[ROOT] = "Failed"
-    cromwell.failed_of[ROOT] = {
+    # what /metadata answers filtered with FAILURE_KEYS: every call, the failed ones picked out
+    cromwell.metadata_of[ROOT] = {
         "id": ROOT,
+        "failures": [{"message": "Workflow failed"}],
         "calls": {
             "wf.t": [
+                {"executionStatus": "Done", "shardIndex": 2, "attempt": 1, "jobId": "j2", "returnCode": 0},
                 {
                     "executionStatus": "Failed",
                     "shardIndex": 3,
@@ -167,13 +168,15 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
                     "jobId": "j3",
                     "returnCode": 1,
                     "failures": [{"message": "boom", "causedBy": [{"message": "disk full"}]}],
-                }
+                },
             ]
         },
     }
-    cromwell.metadata_of[ROOT] = {"id": ROOT, "failures": [{"message": "Workflow failed"}]}
     # silent for longer than AskPolicy.idle_after: the run is asked about
     assert reconciler(ledger, cromwell, minutes=20).sweep().ended == 1
+    (asked,) = [args for call, args in cromwell.calls if call == "metadata"]
+    assert asked == (ROOT, FAILURE_KEYS, ())  # one filtered call, and no failed-jobs call
+    assert cromwell.count("failed_jobs") == 0
     run = ledger.runs[ROOT]
     assert (run.status, run.ended_by) == (RunStatus.FAILED, "reconciler")
     assert run.report["failures"] == [
@@ -193,13 +196,109 @@ def test_a_failed_run_keeps_bounded_failure_entries() -> None:
     assert ledger.event_keys(ROOT) == ["EVENT#ENDED"]
 
 
+def _failed_call(shard: int, status: str = "Failed") -> dict[str, Any]:
+    root = f"s3://cromwell/wf/{ROOT}/call-t/shard-{shard}"
+    entry: dict[str, Any] = {
+        "executionStatus": status,
+        "shardIndex": shard,
+        "attempt": 1,
+        "jobId": f"j{shard}",
+        "returnCode": 0 if status == "Done" else 3,
+        "stderr": f"{root}/t-{shard}-stderr.log",
+        "logConfig:logGroupName": "/aws/batch/job",
+        "logConfig:logStreamName": f"cromwell/default/j{shard}",
+    }
+    if status == "Failed":
+        entry["failures"] = [{"message": "Job wf.t:5:1 exited with return code 3", "causedBy": []}]
+    return entry
+
+
+def test_a_failed_run_reports_the_same_failures_with_or_without_the_callback() -> None:
+    """Without the callback, one /metadata call filtered with FAILURE_KEYS; with it, failed-jobs
+    beside the body's failures: the same failing task, reason and log either way."""
+    top = [{"message": "Workflow failed", "causedBy": [{"message": "Job wf.t:5:1 exited"}]}]
+    every_call = {"id": ROOT, "failures": top, "calls": {"wf.t": [_failed_call(4, "Done"), _failed_call(5)]}}
+    failed_only = {"id": ROOT, "calls": {"wf.t": [_failed_call(5)]}}
+    reports = {}
+    for with_callback in (False, True):
+        ledger = FakeLedger()
+        ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
+        cromwell = FakeCromwell()
+        cromwell.status_of[ROOT] = "Failed"
+        cromwell.metadata_of[ROOT] = every_call
+        cromwell.failed_of[ROOT] = failed_only
+        settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+        service = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger))
+        ender = service.ender
+        body = CallbackData(outputs={}, failures=top) if with_callback else None
+        source = EndSource.CALLBACK if with_callback else EndSource.RECONCILER
+        assert ender.end(ROOT, RunStatus.FAILED, source=source, callback=body) is EndOutcome.ENDED
+        assert [call for call, _ in cromwell.calls] == (["failed_jobs"] if with_callback else ["metadata"])
+        reports[with_callback] = ledger.runs[ROOT].report
+    assert reports[False] == reports[True]
+    (entry,) = reports[False]["failures"]
+    assert entry == {
+        "call": "wf.t",
+        "workflow_id": ROOT,
+        "shard": 5,
+        "attempt": 1,
+        "job_id": "j5",
+        "return_code": 3,
+        "status": "Failed",
+        "message": "Job wf.t:5:1 exited with return code 3",
+        "stderr": f"s3://cromwell/wf/{ROOT}/call-t/shard-5/t-5-stderr.log",
+        "log_group": "/aws/batch/job",
+        "log_stream": "cromwell/default/j5",
+    }
+    assert reports[False]["workflow_failures"] == ["Workflow failed", "Job wf.t:5:1 exited"]
+
+
+def refusing_failure_metadata(http_status: int) -> FakeCromwell:
+    """Cromwell answering the end report's filtered metadata with an error after retries."""
+    cromwell = FakeCromwell()
+    message = f"Metadata for workflow {ROOT} exists in database but cannot be served"
+    cromwell.metadata_errors[FAILURE_KEYS] = CromwellUnavailable(message, http_status=http_status)
+    return cromwell
+
+
+def test_failure_metadata_too_large_for_cromwell_falls_back_to_the_failed_jobs() -> None:
+    ledger = FakeLedger()
+    ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
+    cromwell = refusing_failure_metadata(500)
+    cromwell.failed_of[ROOT] = {"id": ROOT, "calls": {"wf.t": [_failed_call(5)]}}
+    cromwell.metadata_of[ROOT] = {"id": ROOT, "failures": [{"message": "Workflow failed"}]}
+    settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+    ender = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger)).ender
+
+    assert ender.end(ROOT, RunStatus.FAILED, source=EndSource.RECONCILER) is EndOutcome.ENDED
+
+    assert [call for call, _ in cromwell.calls] == ["metadata", "failed_jobs", "metadata"]
+    report = ledger.runs[ROOT].report
+    assert [(f["call"], f["job_id"]) for f in report["failures"]] == [("wf.t", "j5")]
+    assert report["workflow_failures"] == ["Workflow failed"]
+
+
+def test_failure_metadata_with_cromwell_unreachable_ends_nothing_and_is_asked_again() -> None:
+    ledger = FakeLedger()
+    ledger.add_run(ROOT, RunStatus.RUNNING, submitted_at=T0)
+    cromwell = refusing_failure_metadata(503)
+    settings = CallbackSettings.model_validate({**ENV, "CALLBACK_TOKEN_SECRET": "arn:x"})
+    ender = compose_callback(settings, cromwell=cromwell, token=lambda: "t", ledger=(ledger, ledger)).ender
+
+    with pytest.raises(CromwellUnavailable):
+        ender.end(ROOT, RunStatus.FAILED, source=EndSource.RECONCILER)
+
+    assert [call for call, _ in cromwell.calls] == ["metadata"]
+    assert ledger.runs[ROOT].status is RunStatus.RUNNING
+
+
 def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it() -> None:
     ledger = FakeLedger()
     ledger.add_run(ROOT, RunStatus.RUNNING, workflow_name="wf")
     cromwell = FakeCromwell()
     cromwell.status_of[ROOT] = "Running"
     job = Job("wf.t", ROOT, generation=85)  # no tags, no script prefix
-    service = monitor(ledger, cromwell)
+    service = monitor(ledger)
     assert track(service, job.event("RUNNING")) == [TrackOutcome.UNATTRIBUTED]
     cromwell.metadata_of[ROOT] = {
         "id": ROOT,
@@ -207,7 +306,7 @@ def test_a_job_without_tags_is_tied_by_the_reconciler_and_later_events_follow_it
     }
     assert reconciler(ledger, cromwell).sweep().attributed == 1
     assert ledger.unattributed[job.job_id].attributed_to == ROOT
-    assert track(monitor(ledger, cromwell), job.event("SUCCEEDED")) == [TrackOutcome.RECORDED]
+    assert track(monitor(ledger), job.event("SUCCEEDED")) == [TrackOutcome.RECORDED]
     assert dict(ledger.run_counts(ROOT).counts) == {"SUCCEEDED": 1}
 
 
@@ -245,8 +344,8 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     ]
     # Report data only for the ended runs, with filtered requests only.
     assert cromwell.count("outputs") == 1
-    assert cromwell.count("failed_jobs") == 1
-    assert cromwell.count("metadata") == 1
+    assert cromwell.count("failed_jobs") == 0
+    assert cromwell.count("metadata") == 1  # the Failed run's failures and failed calls at once
     second = sweep.sweep()
     assert second.active == 997
     assert second.ended == 0

@@ -309,11 +309,22 @@ def test_ledger_table_matches_the_schema(resources: dict[str, Any]) -> None:
     assert props["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_monitor_and_reconciler_may_query_the_active_index(resources: dict[str, Any]) -> None:
-    for role in ("MonitorRole", "ReconcilerRole"):
-        queries = [st for _, st in _statements(resources[role]) if "dynamodb:Query" in _as_list(st["Action"])]
-        assert queries, role
-        assert {"Fn::Sub": f"${{LedgerTable.Arn}}/index/{ACTIVE_INDEX}"} in _as_list(queries[0]["Resource"])
+def test_the_reconciler_may_query_the_active_index_and_the_batch_events_function_reads_items_only(
+    resources: dict[str, Any],
+) -> None:
+    queries = [
+        st for _, st in _statements(resources["ReconcilerRole"]) if "dynamodb:Query" in _as_list(st["Action"])
+    ]
+    assert queries
+    assert {"Fn::Sub": f"${{LedgerTable.Arn}}/index/{ACTIVE_INDEX}"} in _as_list(queries[0]["Resource"])
+    ledger = {
+        action
+        for _, st in _statements(resources["MonitorRole"])
+        for action in _as_list(st["Action"])
+        if action.startswith("dynamodb:")
+    }
+    item_actions = ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem")
+    assert ledger == {f"dynamodb:{action}" for action in item_actions}
 
 
 @pytest.fixture(scope="module")
@@ -455,11 +466,14 @@ def test_globals(template: dict[str, Any]) -> None:
 
 def test_functions_that_call_cromwell_run_in_the_vpc(resources: dict[str, Any]) -> None:
     functions = _functions(resources)
-    for name in ("SubmitFunction", "MonitorFunction", "CallbackFunction", "ReconcilerFunction"):
+    for name in ("SubmitFunction", "CallbackFunction", "ReconcilerFunction"):
         vpc = functions[name]["VpcConfig"]
         assert vpc == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
         assert functions[name]["Environment"]["Variables"]["CROMWELL_URL"] == {"Ref": "CromwellUrl"}
-    assert "VpcConfig" not in functions["NotifyFunction"]
+    # the Batch-events function and notify never call Cromwell: outside the VPC, named no Cromwell
+    for name in ("MonitorFunction", "NotifyFunction"):
+        assert "VpcConfig" not in functions[name], name
+        assert not {v for v in functions[name]["Environment"]["Variables"] if v.startswith("CROMWELL_")}, name
 
 
 def test_every_parking_queue_has_an_alarm(resources: dict[str, Any]) -> None:
@@ -476,7 +490,6 @@ def test_functions_that_call_cromwell_read_exactly_the_credentials_secret(resour
     for name in (
         "SubmitFunction",
         "SheetRowsFunction",
-        "MonitorFunction",
         "CallbackFunction",
         "ReconcilerFunction",
     ):
@@ -485,7 +498,10 @@ def test_functions_that_call_cromwell_read_exactly_the_credentials_secret(resour
         }
         policies = resources[functions[name]["Role"]["Fn::GetAtt"][0]]["Properties"]["ManagedPolicyArns"]
         assert {"Ref": "CromwellClientPolicy"} in policies
-    assert "CROMWELL_AUTH_SECRET" not in functions["NotifyFunction"]["Environment"]["Variables"]
+    for name in ("MonitorFunction", "NotifyFunction"):
+        assert "CROMWELL_AUTH_SECRET" not in functions[name]["Environment"]["Variables"], name
+        role = resources[functions[name]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert {"Ref": "CromwellClientPolicy"} not in role.get("ManagedPolicyArns", []), name
     statements = resources["CromwellClientPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (read,) = [st["Fn::If"] for st in statements if "Fn::If" in st and st["Fn::If"][0] == "HasCromwellAuth"]
     assert read[1] == {

@@ -4,11 +4,12 @@ Events tell nearly everything: Batch events move the tasks, Cromwell's callback 
 things they cannot tell, and only these cost Cromwell calls:
 
 * **The end without a callback.** A task end that leaves no unfinished task does not ask at once:
-  it sets the run's `end_check_at` to `end_check_delay` later (`Ender.check_after_tasks`; the last
-  task end wins, so a scatter's thousand ends are one check). When the check is due, the run is
-  asked about only if it still has no unfinished task: a newer task (a sequential workflow's next
-  step) makes the check cost nothing, and so does a callback that ended the run meanwhile. A run
-  still going at its check is checked again after twice the delay, then four times, ...
+  it sets the run's `end_check_at` to `end_check_delay` later (`EndCheckRequests`, in the
+  Batch-events function, which calls no one; the last task end wins, so a scatter's thousand
+  ends are one check). When the check is due, the run is asked about only if it still has no
+  unfinished task: a newer task (a sequential workflow's next step) makes the check cost
+  nothing, and so does a callback that ended the run meanwhile. A run still going at its check
+  is checked again after twice the delay, then four times, ...
 * **Silence.** A run with no activity (no Batch event, no ask) for `idle_after` (no unfinished task:
   a workflow that never reached Batch, served from call cache, or aborted while queued) or
   `busy_after` (tasks still running: their Batch events will come, this is only the safety net for
@@ -22,15 +23,16 @@ with many `id` filters, 100 per call) and records each ask through the `AskLog` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
 from courier.ledger.records import parse_time
 from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
+from monitor.ports import TaskBook
 
 END_CHECK_DELAY = timedelta(seconds=60)
 _MAX_DOUBLINGS = 16  # 2**16 times any base is past max_wait
@@ -133,6 +135,39 @@ class EndChecks(Protocol):
     """Where a task end asks for the run's end check (`courier.ledger.runs.RunLedger`)."""
 
     def request_end_check(self, workflow_id: str, due: datetime) -> bool: ...
+
+
+class EndCheckRequests:
+    """After a batch of Batch events: each run that saw a task end and whose counts show no
+    unfinished task asks for one end check `delay` from now. Reads the run's counts, writes
+    `end_check_at`; no Cromwell call."""
+
+    def __init__(
+        self,
+        tasks: TaskBook,
+        end_checks: EndChecks,
+        *,
+        delay: timedelta = END_CHECK_DELAY,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.tasks = tasks
+        self.end_checks = end_checks
+        self.delay = delay
+        self.clock = clock
+
+    def after_task_ends(self, workflow_ids: Iterable[str]) -> list[str]:
+        """The runs whose end check was asked for; a run ended, unknown or with a task still
+        unfinished is left alone."""
+        asked: list[str] = []
+        for workflow_id in dict.fromkeys(workflow_ids):
+            counts = self.tasks.run_counts(workflow_id)
+            if not counts.exists or counts.status_rank >= RunStatus.SUCCEEDED.rank:
+                continue
+            if counts.unfinished_tasks > 0:
+                continue
+            if self.end_checks.request_end_check(workflow_id, self.clock() + self.delay):
+                asked.append(workflow_id)
+        return asked
 
 
 def _doubled(times: int) -> int:

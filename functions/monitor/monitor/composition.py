@@ -5,6 +5,11 @@ One `compose_*` per entry point. The Lambda handlers call them once per containe
 the environment, clients from `courier.clients`); the local stack, the test harnesses and the
 benchmarks call them with their own environment or settings and clients (moto, a fake or local
 Cromwell, fake Batch tags) and, where a test needs it, their own clock.
+
+The Batch-events function never calls Cromwell: `compose_batch_events` builds no Cromwell client,
+and this module imports the reconciler's and the end's domain objects only in the functions that
+put those together, so the Batch-events function's cold start loads neither them nor `requests`
+(`courier.clients` imports the Cromwell client when one is built).
 """
 
 from __future__ import annotations
@@ -12,22 +17,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from courier import clients
 from courier.batch import JobTagReader
-from courier.ledger.folders import FolderWindows
 from courier.ledger.runs import RunLedger
 from courier.ledger.tasks import TaskLedger
-from courier.secrets import SecretReader
-from courier.settings import load_settings
+from courier.settings import BaseSettings, load_settings
+from monitor.asking import EndCheckRequests
 from monitor.attribution import Attributor
-from monitor.ending import Ender
-from monitor.filling import TaskFiller
 from monitor.ports import Cromwell, FolderWindowBook, JobTags, RunBook, TaskBook
 from monitor.settings import CallbackSettings, CromwellSettings, MonitorSettings, ReconcilerSettings
-from monitor.sweep import Reconciler
 from monitor.tracking import Tracker
+
+if TYPE_CHECKING:
+    from courier.secrets import SecretReader
+    from monitor.ending import Ender
+    from monitor.sweep import Reconciler
 
 Clock = Callable[[], datetime]
 #: The run ledger and the task ledger the domain objects write to.
@@ -43,7 +49,7 @@ class MonitorService:
     """What the Batch-events function works with."""
 
     tracker: Tracker
-    ender: Ender
+    end_checks: EndCheckRequests
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +67,19 @@ def compose_batch_events(
     *,
     environ: Mapping[str, str] | None = None,
     dynamodb: Any = None,
-    cromwell: Cromwell | None = None,
     tags: JobTags | None = None,
-    secrets: SecretReader | None = None,
     ledger: Ledger | None = None,
     clock: Clock = _utcnow,
 ) -> MonitorService:
     """MonitorFunction (Batch events from SQS): a tracker that ties jobs through their Batch tags
-    (`tags`, default read with the container's Batch client) and the ender of path 3.
+    (`tags`, default read with the container's Batch client) and the end-check requests of a
+    run's end path 3. No Cromwell client: nothing here asks Cromwell.
 
-    Every `compose_*` takes the same keywords: `settings` default: loaded from `environ`
+    Every `compose_*` takes these keywords: `settings` default: loaded from `environ`
     (default: the process environment); clients not given are the container's
-    (`courier.clients`), the Cromwell one verifying TLS against the configured CA bundle read
-    through `secrets`; `ledger` (runs, tasks) stands in for the DynamoDB ledgers (unit tests
-    pass fakes)."""
+    (`courier.clients`); `ledger` (runs, tasks) stands in for the DynamoDB ledgers (unit tests
+    pass fakes). The callback and the reconciler also take `cromwell` (default: the container's
+    client, verifying TLS against the configured CA bundle read through `secrets`)."""
     settings = settings or load_settings(MonitorSettings, environ)
     runs, tasks = ledger or ledgers(settings, dynamodb, clock)
     job_tags = tags if tags is not None else JobTagReader(clients.aws("batch"))
@@ -85,8 +90,7 @@ def compose_batch_events(
         track_all_workflows=settings.track_all_workflows,
         clock=clock,
     )
-    ender = _ender(runs, tasks, _cromwell(settings, cromwell, secrets), tracker, settings, clock=clock)
-    return MonitorService(tracker=tracker, ender=ender)
+    return MonitorService(tracker=tracker, end_checks=EndCheckRequests(tasks, runs, clock=clock))
 
 
 def compose_callback(
@@ -128,6 +132,9 @@ def compose_reconciler(
 ) -> Reconciler:
     """ReconcilerFunction (the scheduled sweep). `windows` default: the folder windows of the
     ledger table (none when `ledger` stands in for the ledgers)."""
+    from courier.ledger.folders import FolderWindows  # noqa: PLC0415  # not in the Batch-events function
+    from monitor.sweep import Reconciler  # noqa: PLC0415  # not in the Batch-events function
+
     settings = settings or load_settings(ReconcilerSettings, environ)
     runs: RunBook
     tasks: TaskBook
@@ -158,7 +165,7 @@ def compose_reconciler(
 
 
 def ledgers(
-    settings: CromwellSettings, dynamodb: Any = None, clock: Clock = _utcnow
+    settings: BaseSettings, dynamodb: Any = None, clock: Clock = _utcnow
 ) -> tuple[RunLedger, TaskLedger]:
     """The run and task ledgers over one client (default: the container's)."""
     client = dynamodb if dynamodb is not None else clients.dynamodb()
@@ -185,11 +192,14 @@ def _ender(
     tasks: TaskBook,
     cromwell: Cromwell,
     tracker: Tracker,
-    settings: MonitorSettings | CallbackSettings,
+    settings: ReconcilerSettings | CallbackSettings,
     *,
     clock: Clock,
 ) -> Ender:
     """The end of a run, with the filler that completes its tasks from Cromwell's metadata."""
+    from monitor.ending import Ender  # noqa: PLC0415  # not in the Batch-events function
+    from monitor.filling import TaskFiller  # noqa: PLC0415
+
     return Ender(
         runs,
         tasks,

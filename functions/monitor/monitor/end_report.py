@@ -17,6 +17,22 @@ from monitor.metadata_index import iter_call_entries
 
 TRUNCATION_MARK: Final = "…"
 
+#: What the report of a Failed run needs from `/metadata` (includeKey, prefix matches at the root
+#: and in each call entry, with `expandSubWorkflows=true`): the workflow's `failures` and, of each
+#: call, its status, job, return code, failures, stderr and CloudWatch log. The failed calls are
+#: picked out of the answer (`iter_failed_calls`), as `/metadata/failed-jobs` would list them.
+FAILURE_KEYS: Final = (
+    "failures",
+    "executionStatus",
+    "shardIndex",
+    "attempt",
+    "jobId",
+    "returnCode",
+    "stderr",
+    "logConfig",
+    "subWorkflowId",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ReportLimits:
@@ -56,9 +72,11 @@ def failure_messages(failures: Any, limit: int = 20) -> list[str]:
 
 
 def iter_failed_calls(metadata: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Failed call entries of `/metadata/failed-jobs`, sub-workflows included (depth first)."""
+    """The failed call entries (`executionStatus` Failed) of `/metadata/failed-jobs` or of
+    `/metadata` filtered with `FAILURE_KEYS`, sub-workflows included (depth first); an entry that
+    holds a sub-workflow's metadata stands for its calls, listed before it."""
     for owner, fqn, entry in iter_call_entries(metadata):
-        if isinstance(entry.get("subWorkflowMetadata"), Mapping):
+        if isinstance(entry.get("subWorkflowMetadata"), Mapping) or entry.get("executionStatus") != "Failed":
             continue
         yield {
             "call": fqn,

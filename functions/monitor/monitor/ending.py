@@ -2,22 +2,24 @@
 
 1. Cromwell's completion callback (`monitor.callback`),
 2. the reconciler's /query sweep (`monitor.sweep`),
-3. a terminal Batch event after which the run's counts show no unfinished task: it asks for an
-   end check `AskPolicy.end_check_delay` later (`monitor.asking`), which the reconciler's sweep
-   makes only if no newer task has appeared and the run has not ended by then.
+3. a terminal Batch event after which the run's counts show no unfinished task: the Batch-events
+   function asks for an end check `AskPolicy.end_check_delay` later
+   (`monitor.asking.EndCheckRequests`), which the reconciler's sweep makes only if no newer task
+   has appeared and the run has not ended by then.
 
 Each goes through `Ender.end`, which reads the run once, fills in the tasks the events could not
 describe (`monitor.filling`: script-prefix tasks, jobs not tied yet), gathers the report data from Cromwell
-with filtered requests only (`/outputs`, `/metadata/failed-jobs`, `/metadata` with
-includeKey/excludeKey) and writes the terminal status with `RunLedger.finish`, whose condition
+with one filtered request at most (`/outputs` of a Succeeded run without the callback's outputs;
+for a Failed run `/metadata/failed-jobs` beside the callback's failures, else one `/metadata` with
+includeKey `FAILURE_KEYS`) and writes the terminal status with `RunLedger.finish`, whose condition
 (`status_rank < 9`) lets exactly one writer through and inserts the ENDED outbox event with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -27,8 +29,8 @@ from courier.errors import CromwellError, CromwellUnavailable
 from courier.ledger.task_types import RunCounts
 from courier.models import RunStatus
 from courier.observability import logger, metrics
-from monitor.asking import END_CHECK_DELAY, EndChecks
 from monitor.end_report import (
+    FAILURE_KEYS,
     ReportLimits,
     bound_failures,
     bound_outputs,
@@ -53,7 +55,6 @@ class EndOutcome(StrEnum):
     STILL_RUNNING = "still-running"
     NOT_VISIBLE = "not-visible"
     UNAVAILABLE = "unavailable"
-    CHECK_SCHEDULED = "check-scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +75,10 @@ class Ender:
         track_all_workflows: bool,
         limits: ReportLimits | None = None,
         filler: TaskFiller | None = None,
-        end_checks: EndChecks | None = None,
-        end_check_delay: timedelta = END_CHECK_DELAY,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runs = runs
         self.clock = clock
-        self.end_checks: EndChecks = end_checks or runs
-        self.end_check_delay = end_check_delay
         self.filler = filler
         self.tasks = tasks
         self.cromwell = cromwell
@@ -126,21 +123,6 @@ class Ender:
             return EndOutcome.ENDED
         return EndOutcome.ALREADY_ENDED
 
-    def check_after_tasks(self, workflow_ids: Iterable[str]) -> dict[str, EndOutcome]:
-        """Path 3: for runs whose counts show no unfinished task, ask for one end check
-        `end_check_delay` from now (no Cromwell call here; `monitor.asking`)."""
-        outcomes: dict[str, EndOutcome] = {}
-        for workflow_id in dict.fromkeys(workflow_ids):
-            counts = self.tasks.run_counts(workflow_id)
-            if not counts.exists or counts.status_rank >= RunStatus.SUCCEEDED.rank:
-                continue
-            if counts.unfinished_tasks > 0:
-                continue
-            due = self.clock() + self.end_check_delay
-            if self.end_checks.request_end_check(workflow_id, due):
-                outcomes[workflow_id] = EndOutcome.CHECK_SCHEDULED
-        return outcomes
-
     # -- report --------------------------------------------------------------------------------
 
     def report(self, workflow_id: str, status: RunStatus, callback: CallbackData | None) -> dict[str, Any]:
@@ -152,23 +134,48 @@ class Ender:
                 outputs = self._ask(lambda: self.cromwell.outputs(workflow_id), problems, callback)
             report.update(bound_outputs(outputs or {}, self.limits))
         elif status is RunStatus.FAILED:
-            failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, callback)
-            report.update(bound_failures(list(iter_failed_calls(failed or {})), self.limits))
             if callback is not None:
+                # the body carries the workflow's failures; the failed calls alone are smaller
+                failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, callback)
                 top: Any = list(callback.failures)
             else:
-                root = self._ask(
-                    lambda: self.cromwell.metadata(
-                        workflow_id, include_keys=["failures"], exclude_keys=["calls"]
-                    ),
-                    problems,
-                    callback,
-                )
-                top = (root or {}).get("failures")
+                failed = self._failure_metadata(workflow_id, problems)
+                top = (failed or {}).get("failures")
+            report.update(bound_failures(iter_failed_calls(failed or {}), self.limits))
             report["workflow_failures"] = bound_workflow_failures(top, self.limits)
         if problems:
             report["report_problems"] = problems
         return report
+
+    def _failure_metadata(self, workflow_id: str, problems: list[str]) -> Mapping[str, Any] | None:
+        """What a Failed run's report needs, without the callback: one `/metadata` call filtered
+        with `FAILURE_KEYS` (the workflow's failures and every call's end). When Cromwell itself
+        answers it with a server error (an answer too large for it: its metadata row limit, met by
+        a scatter of some 100,000 calls), the failed jobs and the workflow's failures in two
+        smaller calls instead."""
+        try:
+            self.cromwell_calls += 1
+            answer: Mapping[str, Any] = self.cromwell.metadata(
+                workflow_id, include_keys=FAILURE_KEYS, expand_subworkflows=True
+            )
+            return answer
+        except CromwellUnavailable as exc:
+            if exc.http_status != 500:
+                raise
+            logger.warning(
+                "failure metadata refused by Cromwell; asking for the failed jobs alone",
+                extra={"workflow_id": workflow_id, "error": exc.message},
+            )
+        except CromwellError as exc:
+            problems.append(f"Cromwell refused: {exc.message}"[:500])
+            return None
+        failed = self._ask(lambda: self.cromwell.failed_jobs(workflow_id), problems, None)
+        root = self._ask(
+            lambda: self.cromwell.metadata(workflow_id, include_keys=["failures"], exclude_keys=["calls"]),
+            problems,
+            None,
+        )
+        return {**(failed or {}), "failures": (root or {}).get("failures")}
 
     def _ask(self, call: Any, problems: list[str], callback: CallbackData | None) -> Mapping[str, Any] | None:
         try:

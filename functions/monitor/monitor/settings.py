@@ -32,14 +32,14 @@ class CromwellSettings(BaseSettings):
         return value.rstrip("/")
 
 
-class MonitorSettings(CromwellSettings):
-    """MonitorFunction: Batch events from SQS."""
+class MonitorSettings(BaseSettings):
+    """MonitorFunction: Batch events from SQS. It never calls Cromwell, so it names none."""
 
     track_all_workflows: bool = Field(default=False, alias="TRACK_ALL_WORKFLOWS")
     stuck_after_minutes: int = Field(default=60, alias="STUCK_AFTER_MINUTES", ge=1, le=10_080)
 
 
-class ReconcilerSettings(MonitorSettings):
+class ReconcilerSettings(MonitorSettings, CromwellSettings):
     """ReconcilerFunction: the scheduled sweep."""
 
     max_metadata_calls: int = Field(default=25, alias="RECONCILE_MAX_METADATA_CALLS", ge=0, le=1000)

@@ -254,7 +254,7 @@ def _run_status(run: RunView, event: OutboxEvent) -> RunStatus | None:
 
 @dataclass(frozen=True, slots=True)
 class _FailureInfo:
-    """What Cromwell's failed-jobs metadata (the run item's `failures`) says about one call."""
+    """What Cromwell's metadata of the failed calls (the run item's `failures`) says about one call."""
 
     stderr: str | None
     messages: tuple[str, ...]

@@ -3,6 +3,10 @@ invocation; tests never do (they inject fakes, stubs or moto-backed clients).
 
 boto3 honours `AWS_ENDPOINT_URL` by itself, which is how `sam local invoke` and the local stack
 point the functions at the emulated AWS.
+
+The Cromwell client (and `requests` under it) and the secret reader are imported when first
+built, so a function that builds neither (the Batch-events function) does not load them at its
+cold start.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config
 
-from courier.cromwell import CromwellClient
-from courier.cromwell_auth import credentials_from
 from courier.observability import count_cromwell_call
-from courier.secrets import SecretReader, SecretValue, write_ca_bundle
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+
+    from courier.cromwell import CromwellClient
+    from courier.secrets import SecretReader, SecretValue
 
 #: The Secrets Manager secret (ARN or name) of Cromwell's credential; empty: Cromwell asks for none.
 AUTH_SECRET_ENV: Final = "CROMWELL_AUTH_SECRET"  # noqa: S105  # nosec B105: a variable name
@@ -47,6 +51,8 @@ def s3() -> S3Client:
 
 @cache
 def secret_reader() -> SecretReader:
+    from courier.secrets import SecretReader  # noqa: PLC0415  # see the module's docstring
+
     return SecretReader(ssm_client=aws("ssm"), secrets_client=aws("secretsmanager"))
 
 
@@ -65,6 +71,9 @@ def cromwell(
     as metrics. Secrets are read through `secrets` (default: the container's `secret_reader()`),
     so a rotated CA bundle is used once its cached value expires, and a refused credential is
     read again."""
+    from courier.cromwell import CromwellClient  # noqa: PLC0415  # see the module's docstring
+    from courier.cromwell_auth import credentials_from  # noqa: PLC0415
+
     reader = secrets or secret_reader()
     verify: Any = True
     if ca_bundle_ref:
@@ -91,4 +100,6 @@ def ca_bundle(reference: str, secrets: SecretReader | None = None) -> str:
 
 @lru_cache(maxsize=4)
 def _bundle_file(pem: SecretValue) -> str:
+    from courier.secrets import write_ca_bundle  # noqa: PLC0415
+
     return write_ca_bundle(pem)

@@ -331,12 +331,12 @@ class TaskView:
         )
 
 
-# -- Cromwell's failed-jobs metadata, as the run item keeps it -------------------------------------
+# -- Cromwell's metadata of the failed calls, as the run item keeps it ----------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class FailureEntry:
-    """One failed call from Cromwell's failed-jobs metadata, bounded, on the run item's `failures`."""
+    """One failed call from Cromwell's metadata, bounded, on the run item's `failures`."""
 
     call: str | None
     workflow_id: str | None = None
