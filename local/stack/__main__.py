@@ -53,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every call, as Cromwell with call-caching.enabled = false (default: call caching on)",
     )
+    parser.add_argument(
+        "--batch-window",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="inputs files dropped into one folder within this many seconds form one batch (one "
+        "digest); 0 (default here; the template's is 300): every file its own run",
+    )
+    parser.add_argument(
+        "--slack-bot",
+        action="store_true",
+        help="post to Slack as a bot token does (chat.postMessage, a thread per run and per batch) "
+        "instead of through an incoming webhook",
+    )
     parser.add_argument("--write-env", type=Path, help="write `sam local invoke --env-vars` JSON here")
     parser.add_argument(
         "--state-file",
@@ -85,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         schedule_seconds=args.reconcile_every,
         cromwell_auth=RequiredAuth.parse(args.cromwell_auth) if args.cromwell_auth else None,
         call_caching=not args.no_call_caching,
+        parameters={"BatchWindowSeconds": str(args.batch_window)},
+        slack_bot=args.slack_bot,
         on_entry=lambda entry: print(entry.render(width), flush=True),
     )
     print("Cromwell Courier local stack - a LOCAL EMULATION on loopback (moto for AWS, a local engine")
@@ -104,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ledger table    {stack.table_name}")
         for name, url in stack.provisioned.email_queues.items():
             print(f"  e-mail inbox    {url}  ({name})")
-        print(f"  Slack webhook   {stack.slack.webhook_url if stack.slack else '-'}")
+        if stack.slack and args.slack_bot:
+            print(f"  Slack Web API   {stack.slack.api_url}chat.postMessage (bot token, threads)")
+        else:
+            print(f"  Slack webhook   {stack.slack.webhook_url if stack.slack else '-'}")
         state = stack.console_state()
         if "cromwell_auth_secret" in state:
             print(f"  Cromwell's credential in the secret {state['cromwell_auth_secret']}")
@@ -124,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + args.timeout if args.timeout else None
         try:
             if args.drop:
+                batches = set()
                 for workflow_id in workflow_ids:
                     remaining = (deadline - time.monotonic()) if deadline else 365 * 86400.0
-                    stack.wait_for_end(workflow_id, timeout=max(remaining, 0.1))
+                    run = stack.wait_for_end(workflow_id, timeout=max(remaining, 0.1))
+                    if run is not None and run.batch_id:
+                        batches.add(run.batch_id)
+                for batch_id in sorted(batches):  # a folder batch's messages wait for its window
+                    remaining = (deadline - time.monotonic()) if deadline else 365 * 86400.0
+                    stack.wait_for_batch(batch_id, timeout=max(remaining, 0.1))
                 stack.settle(timeout=5)
             else:
                 threading.Event().wait()

@@ -113,8 +113,11 @@ class Router:
         retry_seconds: float = 0.3,
         max_batching_window: float = 0.3,
         submit_workers: int = 8,
+        wiring_options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.p = provisioned
+        #: Keywords for a handler's wiring (`local.stack.wiring.WIRING`), by handler.
+        self.wiring_options = dict(wiring_options or {})
         self.clients = clients
         #: The clients each function's collaborators are built with (default: the router's own).
         self.function_clients = function_clients or (lambda _function: clients)
@@ -147,7 +150,13 @@ class Router:
             self._handlers[logical_id] = handler_function(spec.handler)
             build = WIRING.get(spec.handler)
             self._kwargs[logical_id] = (
-                build(self._environment(spec), self.function_clients(logical_id)) if build else {}
+                build(
+                    self._environment(spec),
+                    self.function_clients(logical_id),
+                    **self.wiring_options.get(spec.handler, {}),
+                )
+                if build
+                else {}
             )
             if spec.url and logical_id in self.url_servers:
                 self.url_servers[logical_id].target = self._url_target(logical_id)

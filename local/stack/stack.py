@@ -76,6 +76,11 @@ class LocalStackOptions:
     #: A credential the Cromwell API asks for, as a proxy would (`local.cromwell_api.auth`); the
     #: stack keeps it in a secret and names it in the CromwellAuthSecretArn parameter.
     cromwell_auth: Any = None
+    #: Slack as a bot token posts (`chat.postMessage` to the receiver, one thread per run and per
+    #: batch) instead of an incoming webhook (no threads).
+    slack_bot: bool = False
+    #: The channel the bot posts to when a run names none (the Slack secret's `channel`).
+    slack_channel: str = "C0LOCALRUNS"
 
 
 class LocalStack:
@@ -169,8 +174,12 @@ class LocalStack:
         self._closers.append(self.slack.close)
         slack_secret = self.client("secretsmanager").create_secret(
             Name=f"{opts.stack_name}-slack-webhook",
-            Description="Slack incoming webhook of the local stack (the loopback receiver)",
-            SecretString=json.dumps({"webhook_url": self.slack.webhook_url}),
+            Description="Slack of the local stack (the loopback receiver): a webhook or a bot token",
+            SecretString=json.dumps(
+                {"bot_token": self.slack.bot_token, "channel": opts.slack_channel}
+                if opts.slack_bot
+                else {"webhook_url": self.slack.webhook_url}
+            ),
         )["ARN"]
 
         if opts.work_dir is None:
@@ -203,6 +212,9 @@ class LocalStack:
             "NotificationEmail": "runs@example.org",
             "SlackWebhookSecretArn": slack_secret,
             "WdlWaitSeconds": "5",
+            # every inputs file its own run, as the demos and most tests expect; a test or
+            # `make stack ARGS="--batch-window 20"` groups a folder's files (template default 300)
+            "BatchWindowSeconds": "0",
             "LogLevel": opts.log_level,
             **self._cromwell_auth_parameter(),
             **opts.parameters,
@@ -235,6 +247,9 @@ class LocalStack:
             observe=self._observe,
             url_servers=self._url_servers,
             schedule_override=opts.schedule_seconds,
+            wiring_options={"notify.handler.lambda_handler": {"slack_base_url": self.slack.api_url}}
+            if opts.slack_bot
+            else None,
         )
         self.router.start()
         self._closers.append(self.router.close)

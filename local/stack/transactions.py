@@ -14,14 +14,19 @@ and `TransactionCanceledException` carries one reason per operation (`None` for 
 would have succeeded, `ALL_OLD` items where asked), as DynamoDB answers.
 
 `install` sets it as the `transact_write_items` of one account and region's backend, which is
-where moto's request handler looks it up; the stack calls it after moto is reset (a reset
-rebuilds the backend). `tests/integration/test_local_transactions.py` runs the same transactions on plain moto
-and on this backend and compares answers, items and stream records.
+where moto's request handler looks it up, ordered with the backend's single-item writes by one
+lock (moto's server answers in threads; DynamoDB isolates transactions); the stack calls it after
+moto is reset (a reset rebuilds the backend). `tests/integration/test_local_transactions.py` runs
+the same transactions on plain moto and on this backend and compares answers, items and stream
+records.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from moto.dynamodb.comparisons import get_filter_expression
@@ -46,10 +51,16 @@ Saved = dict[tuple[str, str], tuple[str, dict[str, Any], dict[str, Any] | None]]
 class ItemSnapshotTransactions:
     """TransactWriteItems for one moto DynamoDB backend, through the backend's item operations."""
 
-    def __init__(self, backend: DynamoDBBackend) -> None:
+    def __init__(self, backend: DynamoDBBackend, lock: threading.RLock | None = None) -> None:
         self.backend = backend
+        #: Held for the whole transaction (and, once installed, by the backend's item writes).
+        self.lock = lock or threading.RLock()
 
     def __call__(self, transact_items: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self._transact(transact_items)
+
+    def _transact(self, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > MAX_OPERATIONS:
             raise TooManyTransactionsException()
         saved: Saved = {}
@@ -147,7 +158,23 @@ def _attributes(item: Any) -> dict[str, Any] | None:
 
 
 def install(account: str, region: str) -> DynamoDBBackend:
-    """Give the moto DynamoDB backend of `account` and `region` item-snapshot transactions."""
+    """Give the moto DynamoDB backend of `account` and `region` item-snapshot transactions,
+    isolated as DynamoDB's are: moto's server answers requests in threads, and a transaction
+    whose items another request writes in the middle of it (or whose putting back undoes that
+    write) would let two runs of a batch both miss being its last. One lock orders transactions
+    and single-item writes (reentrant: a transaction writes through the same methods)."""
     backend = dynamodb_backends[account][region]
-    backend.transact_write_items = ItemSnapshotTransactions(backend)  # type: ignore[method-assign]
+    transactions = ItemSnapshotTransactions(backend)
+    for name in ("put_item", "update_item", "delete_item"):
+        setattr(backend, name, _serialized(transactions.lock, getattr(backend, name)))
+    backend.transact_write_items = transactions  # type: ignore[method-assign]
     return backend
+
+
+def _serialized[**P, R](lock: threading.RLock, operation: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(operation)
+    def serialized(*args: P.args, **kwargs: P.kwargs) -> R:
+        with lock:
+            return operation(*args, **kwargs)
+
+    return serialized

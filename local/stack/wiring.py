@@ -108,7 +108,10 @@ def _reconciler(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any
     return {"service": service}
 
 
-def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
+def _notify(
+    env: Mapping[str, str], clients: ClientFactory, *, slack_base_url: str | None = None
+) -> dict[str, Any]:
+    """`slack_base_url`: where a bot token's Web API calls go (the stack's Slack receiver)."""
     from courier.settings import load_settings  # noqa: PLC0415
     from notify.composition import compose  # noqa: PLC0415
     from notify.settings import NotifySettings  # noqa: PLC0415
@@ -119,6 +122,7 @@ def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
         sns=clients("sns"),
         s3=clients("s3"),
         secrets=clients("secretsmanager"),
+        slack_base_url=slack_base_url,
         slack_backoff=0.05,
     )
     return {"notifier": notifier}
@@ -126,7 +130,7 @@ def _notify(env: Mapping[str, str], clients: ClientFactory) -> dict[str, Any]:
 
 #: How each handler of the template is given its collaborators. A handler not listed is called
 #: without injection (its own default wiring, which honours AWS_ENDPOINT_URL).
-WIRING: dict[str, Callable[[Mapping[str, str], ClientFactory], dict[str, Any]]] = {
+WIRING: dict[str, Callable[..., dict[str, Any]]] = {
     "submit.handler.lambda_handler": _submit,
     "submit.rows.lambda_handler": _rows,
     "monitor.batch_events.lambda_handler": _monitor,

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from courier.ledger import RunLedger, RunRecord
 from courier.ledger.deliveries import AlertGates, GateAnswer
@@ -19,7 +17,7 @@ from courier.ledger.records import BatchEndedPayload, BatchOpening, EndedPayload
 from courier.ledger.schema import BATCH_KIND_SHEET
 from courier.ledger.views import RunViews
 from courier.models import NotificationKind, RunStatus
-from tests.support.ledger_table import create_ledger_table
+from tests.support.ledger_table import ConflictOnce, moto_ledger
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +27,7 @@ BATCH = "5a5a5a5a-0000-5000-8000-00000000b001"
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    with mock_aws():
-        ddb = boto3.client("dynamodb", region_name="us-east-1")
-        create_ledger_table(ddb, TABLE)
+    with moto_ledger(TABLE) as ddb:
         yield ddb
 
 
@@ -234,34 +230,6 @@ def test_one_alert_per_scope_per_period_and_the_opener_passes_again(client: Any)
     clock.now = T0 + timedelta(minutes=6)
     assert gates.admit("BATCH#b#EARLY_FAILURE", "e3") == GateAnswer(True, T0)
     assert not gates.admit("BATCH#b#EARLY_FAILURE", "e4").passed
-
-
-class ConflictOnce:
-    """The moto client, whose next `fail` transactions are cancelled by a conflicting one."""
-
-    def __init__(self, client: Any, fail: int) -> None:
-        self.client = client
-        self.fail = fail
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-    def transact_write_items(self, **kwargs: Any) -> Any:
-        from botocore.exceptions import ClientError  # noqa: PLC0415
-
-        if self.fail > 0:
-            self.fail -= 1
-            raise ClientError(
-                {
-                    "Error": {
-                        "Code": "TransactionCanceledException",
-                        "Message": "[None, TransactionConflict]",
-                    },
-                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
-                },
-                "TransactWriteItems",
-            )
-        return self.client.transact_write_items(**kwargs)
 
 
 def test_a_transaction_cancelled_by_a_conflicting_one_is_tried_again(client: Any) -> None:

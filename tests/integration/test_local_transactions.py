@@ -211,3 +211,44 @@ def test_refusal_returns_the_old_item_when_asked(clients: dict[str, Any]) -> Non
     _, reasons = answer
     assert reasons[0]["Code"] == "ConditionalCheckFailed"
     assert reasons[0]["Item"]["status"] == s("RUNNING")
+
+
+def test_a_cancelled_transaction_never_undoes_a_write_made_meanwhile(clients: dict[str, Any]) -> None:
+    """moto's server answers in threads: a transaction that writes an item and is then cancelled
+    puts the item back as it was, which would undo another request's write made in between. The
+    stack's backend orders them (DynamoDB isolates transactions): no increment is lost."""
+    import threading  # noqa: PLC0415
+
+    backend = dynamodb_backends[ACCOUNT][SNAPSHOT]
+    counter = key("RUN#b", "RUN")
+    rounds = 150
+    cancelled_bump = [
+        update(counter, "ADD n :one", {":one": {"N": "1"}}),
+        update(
+            key("RUN#a", "RUN"), "SET x = :x", {":x": s("x")}, ConditionExpression="attribute_not_exists(pk)"
+        ),
+    ]
+
+    def cancelled() -> None:
+        for _ in range(rounds):
+            with pytest.raises(Exception, match="Transaction cancelled"):
+                backend.transact_write_items(cancelled_bump)
+
+    def single() -> None:
+        for _ in range(rounds):
+            backend.update_item(
+                TABLE,
+                counter,
+                update_expression="ADD n :one",
+                expression_attribute_names=None,
+                expression_attribute_values={":one": {"N": "1"}},
+                condition_expression=None,
+            )
+
+    threads = [threading.Thread(target=cancelled), threading.Thread(target=single)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = clients[SNAPSHOT].get_item(TableName=TABLE, Key=counter)["Item"]
+    assert stored["n"] == {"N": str(rounds)}

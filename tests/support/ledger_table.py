@@ -4,7 +4,12 @@ NEW_AND_OLD_IMAGES stream), for moto-backed tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import boto3
+from moto import mock_aws
 
 from courier.ledger import schema as s
 
@@ -51,3 +56,40 @@ def create_ledger_table(client: Any, name: str) -> None:
     client.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": s.TTL_ATTR}
     )
+
+
+@contextmanager
+def moto_ledger(name: str, region: str = "us-east-1") -> Iterator[Any]:
+    """A moto account holding only the ledger table `name`; its DynamoDB client."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=region)
+        create_ledger_table(client, name)
+        yield client
+
+
+class ConflictOnce:
+    """The moto client, whose next `fail` transactions are cancelled by a conflicting one."""
+
+    def __init__(self, client: Any, fail: int) -> None:
+        self.client = client
+        self.fail = fail
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError  # noqa: PLC0415
+
+        if self.fail > 0:
+            self.fail -= 1
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "TransactionCanceledException",
+                        "Message": "[None, TransactionConflict]",
+                    },
+                    "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+                },
+                "TransactWriteItems",
+            )
+        return self.client.transact_write_items(**kwargs)

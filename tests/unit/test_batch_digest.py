@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, timedelta
 from typing import Any
 
 from courier.conventions import LABEL_RERUN_OF
@@ -22,7 +22,7 @@ from courier.ledger.records import (
     OutboxEvent,
     RunView,
 )
-from courier.ledger.schema import BATCH_KIND_RERUN, BATCH_KIND_SHEET, event_sk
+from courier.ledger.schema import BATCH_KIND_FOLDER, BATCH_KIND_RERUN, BATCH_KIND_SHEET, event_sk
 from courier.models import NotificationKind, RunStatus
 from notify.batch_delivery import BatchDigests
 from notify.batch_outputs import cell, outputs_tsv, write_outputs
@@ -318,3 +318,111 @@ def test_a_batch_runs_end_is_left_to_the_digest_unless_asked() -> None:
     assert n.deliver(ended(False)).reason.startswith("the batch's digest reports")
     assert (poster.posts, emails.messages) == ([], [])
     assert sorted(n.deliver(ended(True)).sent) == ["slack", "sns"]
+
+
+# -- folder windows ----------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeEvents:
+    events: dict[tuple[str, str], OutboxEvent] = field(default_factory=dict)
+
+    def event(self, workflow_id: str, sk: str) -> OutboxEvent | None:
+        return self.events.get((workflow_id, sk))
+
+
+def lone_window(per_run: bool | None) -> tuple[FakeReads, FakeSummaries, FakeEvents]:
+    """A folder window closed on one inputs file whose run failed; its ENDED event left its end to
+    the batch (per_run False), told it (True), or is absent (None: the run was refused)."""
+    the_run = run(0, RunStatus.FAILED, sample="sampleA")
+    batch = BatchView(
+        batch_id=BATCH,
+        kind=BATCH_KIND_FOLDER,
+        bucket="lab-runs",
+        folder="runs/rna/",
+        source_key="runs/rna/",
+        expected=1,
+        runs=1,
+        ended=1,
+        assigned=1,
+        counts={"Failed": 1},
+    )
+    reads = FakeReads(batch, [BatchMember(BATCH, wf(0), sample="sampleA", status=RunStatus.FAILED)])
+    events = FakeEvents()
+    if per_run is not None:
+        sk = event_sk(NotificationKind.ENDED.value)
+        payload = EndedPayload(RunStatus.FAILED, batch_id=BATCH, per_run=per_run)
+        events.events[wf(0), sk] = OutboxEvent(wf(0), NotificationKind.ENDED, sk, payload)
+    return reads, FakeSummaries({wf(0): the_run}), events
+
+
+def folder_notifier(
+    reads: FakeReads, summaries: FakeSummaries, events: FakeEvents, emails: Emails
+) -> Notifier:
+    return Notifier(
+        FakeDeliveries(),
+        summaries,
+        sns=emails,
+        slack=FakePoster,
+        options=NotifyOptions(region="us-east-1"),
+        digests=BatchDigests(DigestBuilder(reads, summaries), MemorySink(), events),
+    )
+
+
+def window_ended() -> OutboxEvent:
+    return OutboxEvent(
+        wf(0),
+        NotificationKind.BATCH_ENDED,
+        event_sk(NotificationKind.BATCH_ENDED.value, BATCH),
+        BatchEndedPayload(BATCH),
+    )
+
+
+def test_a_folder_window_of_one_run_left_to_the_batch_sends_the_runs_own_end_message() -> None:
+    emails = Emails()
+    outcome = folder_notifier(*lone_window(per_run=False), emails).deliver(window_ended())
+    assert sorted(outcome.sent) == ["slack", "sns"]
+    (message,) = emails.messages
+    assert not message.subject.startswith("Courier: Batch")
+    assert message.subject == "Courier: Run failed: germline"
+
+
+def test_a_folder_window_of_one_run_sends_nothing_more_when_the_run_told_its_end() -> None:
+    for per_run in (True, None):  # its own end message went out, or it was refused (REJECTED told it)
+        emails = Emails()
+        outcome = folder_notifier(*lone_window(per_run=per_run), emails).deliver(window_ended())
+        assert outcome.sent == []
+        assert outcome.reason == "a folder window of one run: its own messages told its end"
+        assert emails.messages == []
+
+
+def test_a_folder_window_of_two_runs_is_a_digest_named_by_its_runs_with_its_own_outputs_table() -> None:
+    reads, summaries = cohort(BATCH_KIND_FOLDER, opened_at=T0, assigned=4)
+    reads.batch_view = replace(reads.batch_view, workflow_name=None, expected=4)
+    emails = Emails()
+    n = folder_notifier(reads, summaries, FakeEvents(), emails)
+    assert sorted(n.deliver(event()).sent) == ["slack", "sns"]
+    (message,) = emails.messages
+    assert message.subject == "Courier: Batch ended: 2 of 4 not succeeded: germline"
+    stamp = f"{T0.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    assert f"Outputs   s3://lab-runs/cohort/batch-{stamp}.outputs.tsv" in message.body
+
+
+def test_a_batch_runs_alert_starts_the_batch_thread_and_the_digest_replies_in_it() -> None:
+    """One thread per batch: the first message about any of its runs starts it."""
+    reads, summaries = cohort()
+    poster, emails = FakePoster(), Emails()
+    n = notifier(reads, summaries, poster, emails)
+    alert = OutboxEvent(wf(1), NotificationKind.EARLY_FAILURE, event_sk("EARLY_FAILURE"), None)
+    assert "slack" in n.deliver(alert).sent
+    first = poster.posts[0]
+    assert (first["channel"], first["thread_ts"]) == ("C0LAB", None)
+    assert n.ledger.batch_threads[BATCH] == ("C0LAB", first["ts"])  # type: ignore[attr-defined]
+    # the ledger now holds the batch's thread: the digest replies in it, broadcast to the channel
+    reads.batch_view = replace(reads.batch_view, slack_thread_channel="C0LAB", slack_thread_ts=first["ts"])
+    n.deliver(event())
+    digest = poster.posts[1]
+    assert (digest["thread_ts"], digest["broadcast"]) == (first["ts"], True)
+    # and so does a later alert of another run of the batch, not a thread of its own
+    n.deliver(OutboxEvent(wf(0), NotificationKind.EARLY_FAILURE, event_sk("EARLY_FAILURE"), None))
+    assert poster.posts[2]["thread_ts"] == first["ts"]

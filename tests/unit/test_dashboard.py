@@ -62,6 +62,7 @@ FAMILIES: dict[str, set[str]] = {
         "attributed",
         "still_unattributed",
         "adopted",
+        "windows_closed",
     },
 }
 

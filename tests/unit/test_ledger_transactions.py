@@ -272,9 +272,20 @@ def test_a_batch_run_that_ends_counts_once_pinned_on_the_ended_count_it_read() -
     assert request["ExpressionAttributeNames"]["#final"] == "runs_Failed"
     assert (
         request["ConditionExpression"]
-        == "((attribute_not_exists(#ended) AND :seen = :zero) OR #ended = :seen)"
+        == "((attribute_not_exists(#ended) AND :seen = :zero) OR #ended = :seen) AND (#exp = :exp)"
     )
     assert from_item({"n": request["ExpressionAttributeValues"][":seen"]})["n"] == 1
+    assert from_item({"n": request["ExpressionAttributeValues"][":exp"]})["n"] == 3
+
+
+def test_a_run_ending_in_an_open_folder_window_is_pinned_on_the_window_being_open() -> None:
+    """The window's closing sets `expected`: a run's end read before it must read again."""
+    (update,) = tx.batch_end_items(
+        "t", BATCH_ID, ROOT, RunStatus.FAILED, batch_view(0, expected=None), now=T0, retention=RETENTION
+    )
+    condition = update["Update"]["ConditionExpression"]
+    assert condition.endswith("AND (attribute_not_exists(#exp))")
+    assert update["Update"]["ExpressionAttributeNames"]["#exp"] == "expected"
 
 
 def test_the_last_run_stamps_the_batch_once_and_inserts_the_digest_event() -> None:

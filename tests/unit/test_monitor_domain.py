@@ -352,3 +352,42 @@ def test_a_thousand_active_runs_cost_ten_query_calls() -> None:
     assert second.advanced == 0
     assert second.asked == 0  # asked a moment ago and still going: the next ask waits longer
     assert cromwell.count("query") == 10
+
+
+class Windows:
+    """Folder windows that close at given times; one fails to close."""
+
+    def __init__(self, closes: dict[str, Any], failing: str = "") -> None:
+        self.closes = closes
+        self.failing = failing
+        self.closed: list[str] = []
+
+    def due(self, now: Any, limit: int = 100) -> list[str]:
+        return [b for b, at in self.closes.items() if at <= now and b not in self.closed][:limit]
+
+    def close(self, batch_id: str) -> bool:
+        if batch_id == self.failing:
+            raise RuntimeError("throttled")
+        self.closed.append(batch_id)
+        return True
+
+
+def test_the_sweep_closes_the_folder_windows_that_are_due_without_asking_cromwell() -> None:
+    ledger = FakeLedger()
+    cromwell = FakeCromwell()
+    windows = Windows(
+        {"b-due": T0 + timedelta(minutes=4), "b-later": T0 + timedelta(minutes=9), "b-bad": T0},
+        failing="b-bad",
+    )
+    now = T0 + timedelta(minutes=5)
+    ledger.clock = lambda: now
+    settings = ReconcilerSettings.model_validate(ENV)
+    sweep = compose_reconciler(
+        settings, cromwell=cromwell, ledger=(ledger, ledger), windows=windows, clock=lambda: now
+    )
+    report = sweep.sweep()
+    assert windows.closed == ["b-due"]
+    assert report.windows_closed == 1
+    assert report.errors == ["folder batch b-bad: window not closed: throttled"]
+    assert cromwell.count("query") == 0
+    assert sweep.sweep().windows_closed == 0  # closed already

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from courier.cromwell import SubmitRequest, SubmitResult
 from courier.errors import CromwellBadRequest, CromwellUnavailable, WorkflowIdInUse
 from courier.models import RunRecord
 from submit.adapters import CromwellSubmitter
+from submit.folder_batch import FolderBatches
 from submit.plan import Limits, RunFolder, SubmissionPlan
 from submit.receipt import Receipt
 from submit.service import SubmitOptions, SubmitService
@@ -65,6 +66,8 @@ class RunBook:
             "status": status,
             "reasons": list(run.reasons),
             "submitted_at": NOW.isoformat(),
+            "batch_id": run.batch_id,
+            "sample": run.sample,
         }
         return True
 
@@ -104,6 +107,7 @@ class World:
         cromwell: Cromwell | None = None,
         options: SubmitOptions | None = None,
         existing: Sequence[str] = (GOOD_INPUTS["demo.reads"],),
+        folder_batches: Any = None,
     ) -> None:
         self.folders = Folders(*(snapshots or (folder(),)))
         self.cromwell = cromwell or Cromwell()
@@ -123,6 +127,7 @@ class World:
             clock=lambda: NOW,
             sleep=self.sleeps.append,
             monotonic=lambda: float(next(self.ticks)),
+            folder_batches=folder_batches,
         )
 
 
@@ -282,3 +287,67 @@ def test_the_submitter_treats_id_in_use_as_submitted() -> None:
     [request] = client.requests
     assert request.requested_workflow_id == plan.workflow_id
     assert request.workflow_dependencies == plan.workflow_dependencies
+
+
+# -- folder batches --------------------------------------------------------------------------------
+
+
+class Windows:
+    """Folder windows in memory: the first upload of a folder opens `batch-<n>`, later ones join
+    it while their time is within the window of its opening; each upload's answer is kept."""
+
+    def __init__(self) -> None:
+        self.opened: dict[str, tuple[datetime, str]] = {}
+        self.answers: dict[str, str | None] = {}
+        self.asked: list[tuple[str, datetime]] = []
+
+    def assign(
+        self, bucket: str, folder: str, workflow_id: str, *, at: datetime, window: timedelta
+    ) -> str | None:
+        self.asked.append((workflow_id, at))
+        if workflow_id not in self.answers:
+            opened = self.opened.get(folder)
+            if opened is None or at >= opened[0] + window:
+                opened = self.opened[folder] = (at, f"batch-{len(self.opened) + 1}")
+            self.answers[workflow_id] = opened[1]
+        return self.answers[workflow_id]
+
+
+def dropped(key: str, at: datetime) -> Upload:
+    return Upload(BUCKET, key, "v1", "0A1", 120, "123456789012", at.isoformat())
+
+
+def test_inputs_files_dropped_within_the_window_are_one_batch_named_by_their_files() -> None:
+    windows = Windows()
+    world = World(folder_batches=FolderBatches(windows, timedelta(seconds=300), lambda: NOW))
+    a = world.service.handle(dropped("runs/demo/sampleA.inputs.json", NOW))
+    b = world.service.handle(dropped("runs/demo/sampleB.inputs.json", NOW + timedelta(seconds=90)))
+    c = world.service.handle(dropped("runs/demo/inputs.json", NOW + timedelta(seconds=301)))
+    runs = world.ledger.runs
+    assert [(runs[o.workflow_id]["batch_id"], runs[o.workflow_id]["sample"]) for o in (a, b, c)] == [
+        ("batch-1", "sampleA"),
+        ("batch-1", "sampleB"),
+        ("batch-2", "demo"),
+    ]
+    # the upload's own time decides (the S3 event's), not when it is handled
+    assert [at for _, at in windows.asked] == [NOW, NOW + timedelta(seconds=90), NOW + timedelta(seconds=301)]
+
+
+def test_a_redelivered_upload_is_not_assigned_again_and_a_refused_one_joins_its_batch() -> None:
+    windows = Windows()
+    world = World(
+        folder(inputs=[1, 2]), folder_batches=FolderBatches(windows, timedelta(seconds=300), lambda: NOW)
+    )
+    first = world.service.handle(dropped(KEY, NOW))
+    again = world.service.handle(dropped(KEY, NOW))
+    assert (first.status, again.status) == ("Rejected", "Duplicate")
+    assert len(windows.asked) == 1
+    assert world.ledger.runs[first.workflow_id]["batch_id"] == "batch-1"
+
+
+def test_a_window_of_zero_seconds_leaves_every_file_alone() -> None:
+    windows = Windows()
+    world = World(folder_batches=FolderBatches(windows, timedelta(0), lambda: NOW))
+    outcome = world.service.handle(upload())
+    assert world.ledger.runs[outcome.workflow_id]["batch_id"] is None
+    assert windows.asked == []

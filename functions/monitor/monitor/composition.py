@@ -26,7 +26,7 @@ from courier.ledger.tasks import TaskLedger
 from courier.settings import BaseSettings, load_settings
 from monitor.asking import EndCheckRequests
 from monitor.attribution import Attributor
-from monitor.ports import Cromwell, JobTags, RunBook, TaskBook
+from monitor.ports import Cromwell, FolderWindowBook, JobTags, RunBook, TaskBook
 from monitor.settings import CallbackSettings, CromwellSettings, MonitorSettings, ReconcilerSettings
 from monitor.tracking import Tracker
 
@@ -127,13 +127,25 @@ def compose_reconciler(
     cromwell: Cromwell | None = None,
     secrets: SecretReader | None = None,
     ledger: Ledger | None = None,
+    windows: FolderWindowBook | None = None,
     clock: Clock = _utcnow,
 ) -> Reconciler:
-    """ReconcilerFunction (the scheduled sweep)."""
+    """ReconcilerFunction (the scheduled sweep). `windows` default: the folder windows of the
+    ledger table (none when `ledger` stands in for the ledgers)."""
+    from courier.ledger.folders import FolderWindows  # noqa: PLC0415  # not in the Batch-events function
     from monitor.sweep import Reconciler  # noqa: PLC0415  # not in the Batch-events function
 
     settings = settings or load_settings(ReconcilerSettings, environ)
-    runs, tasks = ledger or ledgers(settings, dynamodb, clock)
+    runs: RunBook
+    tasks: TaskBook
+    if ledger is None:
+        client = dynamodb if dynamodb is not None else clients.dynamodb()
+        runs, tasks = ledgers(settings, client, clock)
+        windows = windows or FolderWindows(
+            settings.table_name, client, retention_days=settings.retention_days, clock=clock
+        )
+    else:
+        runs, tasks = ledger
     client = _cromwell(settings, cromwell, secrets)
     tracker = _metadata_tracker(runs, tasks, settings.track_all_workflows, clock)
     ender = _ender(runs, tasks, client, tracker, settings, clock=clock)
@@ -148,6 +160,7 @@ def compose_reconciler(
         clock=clock,
         max_metadata_calls=settings.max_metadata_calls,
         max_unattributed=settings.max_unattributed,
+        windows=windows,
     )
 
 

@@ -173,3 +173,16 @@ class TaskBook(Protocol):
     ) -> bool:
         """Complete a task known only by its job name; False when it was filled already."""
         ...
+
+
+class FolderWindowBook(Protocol):
+    """The folder batches' windows (`courier.ledger.folders.FolderWindows`)."""
+
+    def due(self, now: datetime, limit: int = 100) -> list[str]:
+        """The folder batches whose window has closed by `now` and is not closed in the ledger."""
+        ...
+
+    def close(self, batch_id: str) -> bool:
+        """Close a batch's window (and end the batch when its runs have all ended); False when
+        it was closed already."""
+        ...

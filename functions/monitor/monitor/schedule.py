@@ -35,7 +35,16 @@ def lambda_handler(
         # counted (`CromwellAuthFailed`, with its alarm) by the client; the next sweep tries again
         logger.error("sweep stopped: Cromwell refused Courier's credentials", extra={"error": str(exc)})
         return {"error": exc.message, "secret": exc.secret}
-    for key in ("active", "ended", "advanced", "stuck_alerts", "attributed", "still_unattributed", "adopted"):
+    for key in (
+        "active",
+        "ended",
+        "advanced",
+        "stuck_alerts",
+        "attributed",
+        "still_unattributed",
+        "adopted",
+        "windows_closed",
+    ):
         metrics.add_metric(name=f"Reconcile_{key}", unit=MetricUnit.Count, value=report[key])
     metrics.add_metric(name="Reconcile_cromwell_calls", unit=MetricUnit.Count, value=report["cromwell_calls"])
     if report["errors"]:

@@ -19,6 +19,9 @@
    `max_metadata_calls` runs per sweep, those whose name matches the job name first. A matched
    job's stored event is replayed as a normal transition and its item becomes a pointer, so later
    events of the job are tied without Cromwell.
+0. Folder batches whose window has closed (`courier.ledger.folders`) are closed: their expected
+   count set, and the batch ended when its runs have all ended already (else its last run's end
+   ends it). A DynamoDB Query of the `active` index and a write per window; no Cromwell call.
 4. With TRACK_ALL_WORKFLOWS, Running root workflows Cromwell knows and the ledger does not are
    adopted (run item with origin `adopted`): at most once every `adopt_every` per container,
    a fixed cost that does not grow with the runs watched.
@@ -43,7 +46,7 @@ from monitor.attribution import Attribution
 from monitor.ending import Ender, EndOutcome, EndSource
 from monitor.events import parse_event
 from monitor.metadata_index import METADATA_KEYS, index_jobs
-from monitor.ports import Cromwell, RunBook, TaskBook
+from monitor.ports import Cromwell, FolderWindowBook, RunBook, TaskBook
 from monitor.tracking import Tracker, TrackOutcome
 
 
@@ -59,6 +62,7 @@ class SweepReport:
     attributed: int = 0
     still_unattributed: int = 0
     adopted: int = 0
+    windows_closed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +77,7 @@ class SweepReport:
             "attributed": self.attributed,
             "still_unattributed": self.still_unattributed,
             "adopted": self.adopted,
+            "windows_closed": self.windows_closed,
             "errors": self.errors[:20],
         }
 
@@ -94,7 +99,9 @@ class Reconciler:
         max_adoption_pages: int = 5,
         policy: AskPolicy | None = None,
         adopt_every: timedelta = timedelta(hours=1),
+        windows: FolderWindowBook | None = None,
     ) -> None:
+        self.windows = windows
         self.runs = runs
         self.tasks = tasks
         self.cromwell = cromwell
@@ -114,6 +121,7 @@ class Reconciler:
         report = SweepReport()
         calls_before = self.ender.cromwell_calls
         now = self.clock()
+        self._close_windows(now, report)
         active = list(self.runs.list_active())
         report.active = len(active)
         items = {run.workflow_id: self.runs.get_run(run.workflow_id) for run in active}
@@ -148,6 +156,17 @@ class Reconciler:
             self._adopt({run.workflow_id for run in active}, report)
         report.cromwell_calls += self.ender.cromwell_calls - calls_before
         return report
+
+    # -- 0. folder windows ------------------------------------------------------------------------
+
+    def _close_windows(self, now: datetime, report: SweepReport) -> None:
+        if self.windows is None:
+            return
+        for batch_id in self.windows.due(now):
+            try:
+                report.windows_closed += self.windows.close(batch_id)
+            except Exception as exc:  # one window's failure leaves the others and the sweep alone
+                report.errors.append(f"folder batch {batch_id}: window not closed: {exc}")
 
     # -- 1. statuses ---------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """A batch's outputs table, written beside its sheet when the batch ends: `outputs.tsv` (one row
 per sample, one column per workflow output, s3:// URIs or values) and `outputs.json` (the same
 rows as JSON); a re-run's are `rerun.outputs.tsv` and `rerun.outputs.json` beside its rerun.json.
+A folder window's are `batch-<opened, UTC>.outputs.tsv` (and `.json`) in its folder.
 A cell a spreadsheet would run as a formula is written with a leading single quote.
 """
 
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any, Protocol
 
+from courier.ledger.schema import BATCH_KIND_FOLDER
 from notify.digest import BatchDigest, outputs_rows
 
 OUTPUTS_TSV = "outputs.tsv"
@@ -67,6 +70,18 @@ def outputs_json(digest: BatchDigest, columns: Sequence[str], rows: Sequence[dic
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
+def table_prefix(digest: BatchDigest) -> str:
+    """What the table's names start with: a re-run's is its own (`rerun.outputs.tsv`: the table
+    of the batch it re-runs stays whole), and so is each folder window's
+    (`batch-<opened, UTC>.outputs.tsv`: one folder may hold several windows)."""
+    if digest.is_rerun:
+        return "rerun."
+    opened = digest.batch.opened_at
+    if digest.batch.kind == BATCH_KIND_FOLDER and opened is not None:
+        return f"batch-{opened.astimezone(UTC):%Y%m%dT%H%M%SZ}."
+    return ""
+
+
 def write_outputs(digest: BatchDigest, sink: OutputsSink) -> str | None:
     """Write the two files beside the batch's source (its folder); return the TSV's s3:// URI.
     Written again, the files are the same (the batch has ended: its members no longer change)."""
@@ -74,8 +89,7 @@ def write_outputs(digest: BatchDigest, sink: OutputsSink) -> str | None:
     if not batch.bucket:
         return None
     columns, rows = outputs_rows(digest.samples)
-    # a re-run's table is its own (rerun.outputs.tsv): the batch's table it re-runs stays whole
-    folder = (batch.folder or "") + ("rerun." if digest.is_rerun else "")
+    folder = (batch.folder or "") + table_prefix(digest)
     tsv = outputs_tsv(columns, rows)
     sink.put_text(batch.bucket, folder + OUTPUTS_TSV, tsv, content_type="text/tab-separated-values")
     document = outputs_json(digest, columns, rows)

@@ -90,7 +90,7 @@ def compose(
             return cache[secret]
 
         slack = slack_poster
-    digests = BatchDigests(DigestBuilder(views, summaries), ObjectStore(s3_client))
+    digests = BatchDigests(DigestBuilder(views, summaries), ObjectStore(s3_client), views)
     grouping = None
     if config.alert_group_seconds:
         gates = AlertGates(config.table_name, table, period=timedelta(seconds=config.alert_group_seconds))

@@ -22,8 +22,8 @@ from courier.models import NotificationKind
 from courier.observability import logger
 from notify.adapters import DeliveryError, SlackPoster
 from notify.artifacts import ReportLink
-from notify.batch_delivery import left_to_digest, post_digest
-from notify.digest import BatchDigest
+from notify.batch_delivery import LoneRun, left_to_digest, post_digest, thread_of
+from notify.digest import BatchDigest, DigestBuilder
 from notify.grouping import AlertGrouping
 from notify.render_digest import render_digest_email
 from notify.render_email import EmailMessage, render_email
@@ -64,7 +64,10 @@ class Summaries(Protocol):
 
 
 class Digests(Protocol):
+    @property
+    def builder(self) -> DigestBuilder: ...
     def build(self, event: OutboxEvent) -> BatchDigest: ...
+    def lone(self, event: OutboxEvent) -> LoneRun | None: ...
 
 
 class DeliveryIncomplete(CourierError):
@@ -203,6 +206,9 @@ class Notifier:
             return "the batch's digest reports this run's end (courier_notify)"
         if event.kind is NotificationKind.BATCH_ENDED and self.digests is None:
             return "batch digests are not configured"
+        lone = self.digests.lone(event) if self.digests is not None else None
+        if lone is not None and lone.ended is None:
+            return "a folder window of one run: its own messages told its end"
         return ""
 
     def _held_back(self, event: OutboxEvent, summary: RunSummary | BatchDigest, now: datetime) -> str:
@@ -218,6 +224,9 @@ class Notifier:
 
     def _build(self, event: OutboxEvent) -> RunSummary | BatchDigest:
         if event.kind is NotificationKind.BATCH_ENDED and self.digests is not None:
+            lone = self.digests.lone(event)
+            if lone is not None and lone.ended is not None:
+                return self.summaries.build(lone.ended)  # the run's own end message, no digest
             return self.digests.build(event)
         return self.summaries.build(event)
 
@@ -236,18 +245,19 @@ class Notifier:
         if not poster.threads:
             poster.post(payload, channel=None, thread_ts=None, broadcast=False)
             return "webhook"
-        if run.slack_thread_ts:
+        thread = thread_of(run, self.digests.builder.reads if self.digests is not None else None)
+        if thread.ts:
             posted = poster.post(
-                payload,
-                channel=run.slack_thread_channel or run.slack_channel,
-                thread_ts=run.slack_thread_ts,
-                broadcast=summary.ended,
+                payload, channel=thread.channel, thread_ts=thread.ts, broadcast=summary.ended
             )
             return posted.ts
-        posted = poster.post(payload, channel=run.slack_channel, thread_ts=None, broadcast=False)
+        posted = poster.post(payload, channel=thread.channel, thread_ts=None, broadcast=False)
         if posted.ts and posted.channel:
             try:  # the message is out: a failure to record its thread must not make it resend
-                self.ledger.set_thread(run.workflow_id, posted.channel, posted.ts)
+                if thread.batch_id:
+                    self.ledger.set_batch_thread(thread.batch_id, posted.channel, posted.ts)
+                else:
+                    self.ledger.set_thread(run.workflow_id, posted.channel, posted.ts)
             except Exception:
                 logger.exception("could not record the Slack thread of the run")
         return posted.ts

@@ -6,7 +6,7 @@ and, through `SummaryBuilder`, each run's end summary (failed tasks, cost, outpu
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -176,6 +176,9 @@ class DigestBuilder:
                 continue
             digest.samples.append(self._line(member, digest.created_at))
         digest.samples.sort(key=lambda line: (line.ok, line.sample))
+        if not batch.workflow_name:  # a folder batch opens before its first file is read
+            named = next((line.run.workflow_name for line in digest.samples if line.run), None)
+            digest.batch = replace(batch, workflow_name=named)
         for line in digest.samples:
             if line.cost is not None:
                 digest.cost_total += line.cost

@@ -9,15 +9,18 @@ fault-injecting `Tripwire`, say) through `wrap`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from courier import clients
 from courier.cromwell import CromwellClient
-from courier.ledger.runs import RunLedger
+from courier.ledger.folders import FolderWindows
+from courier.ledger.runs import RunLedger, utcnow
 from courier.secrets import SecretReader
 from courier.settings import load_settings
 from courier.storage import ObjectStore
 from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts
+from submit.folder_batch import FolderBatches
 from submit.plan import Limits
 from submit.service import SubmitOptions, SubmitService
 from submit.settings import SubmitSettings
@@ -41,11 +44,12 @@ def compose(
     given are the container's (`courier.clients`), the Cromwell one verifying TLS against the
     configured CA bundle. `callback_uri` default: the callback URL with its token, when the
     settings name both. `wrap` maps a collaborator's name (folders, cromwell, ledger, receipts,
-    objects) to a function wrapping it; `service_options` (clock, sleep, monotonic) go to the
+    objects, folder_batches) to a function wrapping it; `service_options` (clock, sleep, monotonic) go to the
     service.
     """
     settings = settings or load_settings(SubmitSettings, environ)
     store = ObjectStore(s3 if s3 is not None else clients.s3())
+    ledger_client = dynamodb if dynamodb is not None else clients.dynamodb()
     parts: dict[str, Any] = {
         "folders": S3Folders(store),
         "cromwell": CromwellSubmitter(
@@ -58,13 +62,10 @@ def compose(
                 secrets=secrets,
             )
         ),
-        "ledger": RunLedger(
-            settings.table_name,
-            dynamodb if dynamodb is not None else clients.dynamodb(),
-            retention_days=settings.retention_days,
-        ),
+        "ledger": RunLedger(settings.table_name, ledger_client, retention_days=settings.retention_days),
         "receipts": S3Receipts(store),
         "objects": S3InputChecker(store),
+        "folder_batches": folder_batches(settings, ledger_client, service_options.get("clock")),
     }
     for name, wrapper in (wrap or {}).items():
         parts[name] = wrapper(parts[name])
@@ -94,3 +95,16 @@ def workflow_callback_uri(settings: SubmitSettings, secrets: SecretReader | None
     token = (secrets or clients.secret_reader()).require(settings.token_reference)
     separator = "&" if "?" in settings.callback_url else "?"
     return f"{settings.callback_url}{separator}token={token.reveal()}"
+
+
+def folder_batches(
+    settings: SubmitSettings, dynamodb: Any, clock: Callable[[], datetime] | None = None
+) -> FolderBatches | None:
+    """The folder windows of `BATCH_WINDOW_SECONDS` (None when it is 0: every file alone)."""
+    if settings.batch_window_seconds <= 0:
+        return None
+    return FolderBatches(
+        FolderWindows(settings.table_name, dynamodb, retention_days=settings.retention_days),
+        timedelta(seconds=settings.batch_window_seconds),
+        clock or utcnow,
+    )

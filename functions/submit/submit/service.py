@@ -10,6 +10,7 @@ Cromwell's "already in use" answer.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,12 @@ class Membership:
     rerun_of: str | None = None
 
 
+class FolderBatcher(Protocol):
+    def membership(self, upload: Upload, workflow_id: str) -> Membership | None:
+        """The batch of the folder window the upload joins (`submit.folder_batch`); None: alone."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     """What the handler reports: `Submitted`, `Rejected`, or `Duplicate` (already handled)."""
@@ -99,8 +106,10 @@ class SubmitService:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         member: Membership | None = None,
+        folder_batches: FolderBatcher | None = None,
     ) -> None:
         self.folders = folders
+        self.folder_batches = folder_batches
         self.cromwell = cromwell
         self.member = member
         self.ledger = ledger
@@ -119,6 +128,18 @@ class SubmitService:
         known = self.ledger.get_run(workflow_id)
         if known is not None and known.get("inputs_key"):
             return self._replay_receipt(upload, workflow_id, known)
+        member = self.member
+        if member is None and self.folder_batches is not None:
+            member = self.folder_batches.membership(upload, workflow_id)
+        return (self if member is self.member else self._joining(member))._new_run(upload, workflow_id)
+
+    def _joining(self, member: Membership | None) -> SubmitService:
+        """This service for a run of a folder batch."""
+        joined = copy.copy(self)
+        joined.member = member
+        return joined
+
+    def _new_run(self, upload: Upload, workflow_id: str) -> SubmitOutcome:
         try:
             plan = self._plan(upload)
         except RunRejected as refused:

@@ -22,6 +22,13 @@ class SubmitSettings(BaseSettings):
     wdl_wait_seconds: float = Field(default=60, alias="WDL_WAIT_SECONDS", ge=0, le=600)
     poll_seconds: float = Field(default=5, alias="WDL_POLL_SECONDS", gt=0, le=60)
     max_file_bytes: int = Field(default=1_048_576, alias="MAX_FILE_BYTES", ge=1024, le=50 * 1_048_576)
+    batch_window_seconds: int = Field(
+        default=0,
+        alias="BATCH_WINDOW_SECONDS",
+        ge=0,
+        le=3600,
+        description="inputs files dropped into one folder within this many seconds form one batch; 0: off",
+    )
     callback_url: str = Field(default="", alias="CALLBACK_URL", pattern=r"^$|^https?://")
     callback_token_secret: str = Field(default="", alias="CALLBACK_TOKEN_SECRET")
     cromwell_max_attempts: int = Field(default=4, alias="CROMWELL_MAX_ATTEMPTS", ge=1, le=10)

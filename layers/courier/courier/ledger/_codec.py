@@ -3,7 +3,8 @@ every ledger adapter shares: timestamps, paged queries, condition failures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -109,3 +110,19 @@ def transient_conflict(exc: ClientError) -> bool:
         message = exc.response.get("Error", {}).get("Message", "")
         return any(name in message for name in _TRANSIENT)
     return any(r.get("Code") in _TRANSIENT for r in reasons)
+
+
+def transact(
+    client: Any, items: Sequence[Mapping[str, Any]], *, sleep: Callable[[float], None], attempts: int = 8
+) -> None:
+    """One `TransactWriteItems`; a cancellation because another transaction held its items (runs
+    of a batch ending together, files of a folder dropped together) is tried again after a
+    jittered pause, at most `attempts` times in all. A condition failure is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            client.transact_write_items(TransactItems=list(items))
+            return
+        except ClientError as exc:
+            if not transient_conflict(exc) or attempt == attempts:
+                raise
+            sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311  # nosec B311: retry jitter, not a secret

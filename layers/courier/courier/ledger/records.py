@@ -495,6 +495,13 @@ class RunView:
         """Whether the run's end is told in a message of its own (not a batch's, or asked for)."""
         return self.batch_id is None or self.notify_mode != NOTIFY_DIGEST
 
+    def tells_own_end(self, batch: BatchView | None) -> bool:
+        """Whether the run's end, written now, is told in a message of its own: as
+        `own_end_message` says, and for the one run of a folder window closed on it (not a
+        batch to the people who dropped it). A run ending while its window is open leaves its
+        end to the batch: should the window close on it alone, the batch's end tells it then."""
+        return self.own_end_message or (batch is not None and batch.lone)
+
     @property
     def name(self) -> str:
         return self.workflow_name or "(unnamed workflow)"
@@ -887,6 +894,10 @@ class BatchView:
     rerun_of: str | None = None
     slack_thread_channel: str | None = None
     slack_thread_ts: str | None = None
+    #: A folder batch: the inputs files its window took (each exactly once), and when the window
+    #: closes; `expected` is set to `assigned` when it has closed.
+    assigned: int = 0
+    window_closes_at: datetime | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any], batch_id: str | None = None) -> Self:
@@ -916,7 +927,20 @@ class BatchView:
             rerun_of=as_str(item.get("rerun_of")),
             slack_thread_channel=as_str(item.get("slack_thread_channel")),
             slack_thread_ts=as_str(item.get("slack_thread_ts")),
+            assigned=as_int(item.get("assigned")) or 0,
+            window_closes_at=parse_time(item.get("window_closes_at")),
         )
+
+    @property
+    def window_open(self) -> bool:
+        """A folder batch whose window has not been closed: more files may join, it cannot end."""
+        return self.kind == s.BATCH_KIND_FOLDER and self.expected is None
+
+    @property
+    def lone(self) -> bool:
+        """A folder batch whose window closed on one inputs file: not a batch to the people who
+        dropped it (its run's own end message tells its end, no digest)."""
+        return self.kind == s.BATCH_KIND_FOLDER and self.expected == 1
 
     @property
     def complete(self) -> bool:

@@ -3,7 +3,6 @@ events and retried invocations never move a run backwards nor notify twice."""
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from courier.ledger._codec import (
     query_items,
     serialize,
     to_item,
-    transient_conflict,
+    transact,
 )
 from courier.ledger.records import (
     BatchOpening,
@@ -183,14 +182,7 @@ class RunLedger:
     def _transact(self, *items: dict[str, Any]) -> None:
         """One transaction; a cancellation because another transaction held its items (two runs
         of a batch ending together) is retried with jittered backoff, a condition failure raised."""
-        for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
-            try:
-                self.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
-                return
-            except ClientError as exc:
-                if not transient_conflict(exc) or attempt == _CONFLICT_ATTEMPTS:
-                    raise
-                self.sleep(min(1.0, 0.02 * 2.0**attempt) * random.random())  # noqa: S311  # nosec B311: retry jitter, not a secret
+        transact(self.client, items, sleep=self.sleep, attempts=_CONFLICT_ATTEMPTS)
 
     def record_submitted(self, run: RunRecord) -> bool:
         """Record a run Cromwell accepted, with its SUBMITTED outbox event. Idempotent.
@@ -414,11 +406,12 @@ class RunLedger:
             if view is not None and view.ended:
                 return False
             batch_id = view.batch_id if view else None
+            batch = self.batch(batch_id) if batch_id else None
             payload = EndedPayload(
                 status=status,
                 source=source,
                 batch_id=batch_id,
-                per_run=view.own_end_message if view else True,
+                per_run=view.tells_own_end(batch) if view else True,
             )
             # the run's batch as read: a batch_id written meanwhile (submit's late record) makes
             # this write fail and read again, so that the end is counted by exactly one of the two
@@ -437,7 +430,7 @@ class RunLedger:
                     },
                 }
             }
-            extra = self._batch_end(view, status, now) if view is not None and batch_id else []
+            extra = self._batch_end(view, status, batch, now) if view is not None and batch_id else []
             try:
                 self._transact(run_update, self._event(workflow_id, payload, now), *extra)
                 return True
@@ -445,11 +438,13 @@ class RunLedger:
                 cancelled_by_condition(exc)  # read again: ended already, or the batch moved
         raise BatchConflict("", workflow_id)
 
-    def _batch_end(self, run: RunView, status: RunStatus, now: datetime) -> list[dict[str, Any]]:
-        """The batch's share of a run's end: the member's final status and the end counted (the
-        member is written now, and the run counted, when submit has not recorded it yet)."""
+    def _batch_end(
+        self, run: RunView, status: RunStatus, batch: BatchView | None, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The batch's share of a run's end (`batch` as read for it): the member's final status
+        and the end counted (the member is written now, and the run counted, when submit has not
+        recorded it yet)."""
         batch_id = run.batch_id or ""
-        batch = self.batch(batch_id)
         member = self.client.get_item(
             TableName=self.table_name,
             Key=to_item({s.PK: s.batch_pk(batch_id), s.SK: s.member_sk(run.workflow_id)}),

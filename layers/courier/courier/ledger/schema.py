@@ -90,6 +90,8 @@ ITEM_BATCH_MEMBER: Final = "batch_member"
 BATCH_COUNT_PREFIX: Final = "runs_"
 BATCH_KIND_SHEET: Final = "sheet"
 BATCH_KIND_RERUN: Final = "rerun"
+#: The inputs files dropped into one folder within the batch window (docs/ledger.md, "Folder windows").
+BATCH_KIND_FOLDER: Final = "folder"
 
 
 def batch_pk(batch_id: str) -> str:
@@ -102,3 +104,22 @@ def member_sk(workflow_id: str) -> str:
 
 def batch_count_attr(status: str) -> str:
     return f"{BATCH_COUNT_PREFIX}{status}"
+
+
+# -- folder windows: which batch an inputs file dropped into a folder joins ----------------------------
+
+WINDOW_SK: Final = "WINDOW"
+UPLOAD_SK_PREFIX: Final = "UPLOAD#"
+ITEM_FOLDER_WINDOW: Final = "folder_window"
+ITEM_FOLDER_UPLOAD: Final = "folder_upload"
+#: The `active` index's partition of the folder batches whose window has not been closed yet
+#: (`active_sk` = `<closes_at>#<batch id>`); run items use ACTIVE_PARTITION.
+OPEN_WINDOWS_PARTITION: Final = "WINDOW"
+
+
+def folder_pk(bucket: str, folder: str) -> str:
+    return f"FOLDER#{bucket}/{folder}"
+
+
+def upload_sk(workflow_id: str) -> str:
+    return f"{UPLOAD_SK_PREFIX}{workflow_id}"

@@ -588,13 +588,16 @@ def batch_count_update(
     recorded: int = 0,
     ended: RunStatus | None = None,
     seen_ended: int | None = None,
+    seen_expected: int | None = None,
     closing: str | None = None,
     now: datetime,
 ) -> dict[str, Any]:
     """The batch's counts for one run transition: `runs` +`recorded`, and for a run that ended,
     `ended` +1 and `runs_<status>` +1. `seen_ended` pins the `ended` count the caller read, so
-    that of two runs ending at once only one believes it is the last; `closing` (the workflow id
-    of the run that ends the batch) stamps the batch ended, once."""
+    that of two runs ending at once only one believes it is the last, and with it the `expected`
+    count read (`seen_expected`, None: not set), so that a run ending while a folder batch's
+    window is being closed reads the batch again; `closing` (the workflow id of the run that ends
+    the batch) stamps the batch ended, once."""
     names = {"#runs": "runs", "#ended": "ended", "#upd": "updated_at"}
     vals: dict[str, Any] = {":now": serialize(iso(now))}
     adds: list[str] = []
@@ -611,6 +614,12 @@ def batch_count_update(
         vals[":seen"] = serialize(seen_ended)
         conditions.append("(attribute_not_exists(#ended) AND :seen = :zero) OR #ended = :seen")
         vals[":zero"] = serialize(0)
+        names["#exp"] = "expected"
+        if seen_expected is None:
+            conditions.append("attribute_not_exists(#exp)")
+        else:
+            vals[":exp"] = serialize(seen_expected)
+            conditions.append("#exp = :exp")
     if closing is not None:
         names.update({"#eat": "ended_at", "#eby": "ended_by"})
         vals.update({":eby": serialize(closing)})
@@ -689,6 +698,7 @@ def batch_end_items(
             recorded=recorded,
             ended=status,
             seen_ended=seen,
+            seen_expected=batch.expected if batch is not None else None,
             closing=workflow_id if last else None,
             now=now,
         )
