@@ -85,6 +85,29 @@ def test_the_batch_events_function_needs_no_cromwell_and_loads_neither_requests_
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.parametrize(
+    ("function", "module", "absent"),
+    [
+        ("notify", "notify.handler", ("asyncio", "aws_lambda_powertools.utilities.batch", "slack_sdk")),
+        ("submit", "submit.handler", ("requests", "courier.cromwell", "WDL")),
+        ("submit", "submit.rows", ("requests", "courier.cromwell", "WDL")),
+    ],
+)
+def test_a_handler_module_leaves_out_at_import_what_only_some_paths_use(
+    function: str, module: str, absent: tuple[str, ...]
+) -> None:
+    """Imported in a fresh process as Lambda does at cold start: the modules named load only on
+    the paths that use them (Slack, the Cromwell client, miniwdl) or not at all (asyncio)."""
+    code = f"import sys\nimport {module}\nprint(','.join(n for n in {absent!r} if n in sys.modules))\n"
+    env = {**_ENV, "PATH": "/usr/bin:/bin"}
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / p) for p in (f"functions/{function}", "layers/courier"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
 def test_the_callback_token_is_read_through_the_given_reader_when_asked() -> None:
     secrets, ssm = reader()
     env = {**ENV, "CROMWELL_CA_BUNDLE": "", "CALLBACK_TOKEN_SECRET": "ssm:/courier/callback-token"}

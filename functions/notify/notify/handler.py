@@ -1,9 +1,13 @@
 """Lambda entry point: ledger stream records (INSERT of outbox events) -> messages.
 
 Thin: parse each record's new image into an `OutboxEvent` with the ledger's codec, hand it to the
-Notifier, count what was sent, and report the records that failed so that Lambda retries only
-those (and the ones after them). The notifier is composed at the first invocation
-(`notify.composition.compose`), or passed in by tests through `notifier=`.
+Notifier, count what was sent, and report the records that failed (`batchItemFailures`, by
+sequence number) so that Lambda retries only those (and the ones after them). The notifier is
+composed at the first invocation (`notify.composition.compose`), or passed in by tests through
+`notifier=`.
+
+Lean at cold start: the stream records are read as the plain mappings Lambda passes (no
+Powertools data classes, no BatchProcessor, whose module loads asyncio).
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from courier.ledger.records import OutboxEvent
@@ -59,12 +61,16 @@ def _count_outcome(outcome: DeliveryOutcome) -> None:
         metrics.add_metric(name=SKIPPED_METRIC, unit=MetricUnit.Count, value=skipped)
 
 
-def _new_image(record: DynamoDBRecord) -> OutboxEvent | None:
+def _new_image(record: dict[str, Any]) -> OutboxEvent | None:
     """The outbox event an INSERT record carries; None for any other record."""
-    if record.event_name is None or record.event_name.name != "INSERT":
+    if record.get("eventName") != "INSERT":
         return None
-    image = (record.raw_event.get("dynamodb") or {}).get("NewImage")
+    image = (record.get("dynamodb") or {}).get("NewImage")
     return OutboxEvent.from_stream_image(image) if image else None
+
+
+def _sequence_number(record: dict[str, Any]) -> str:
+    return str((record.get("dynamodb") or {}).get("SequenceNumber") or "")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -76,9 +82,9 @@ def lambda_handler(
     active = notifier or default_notifier()
     deadline = _deadline(context)
     failed_runs: set[str] = set()
-    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    failed: list[str] = []
 
-    def record_handler(record: DynamoDBRecord) -> None:
+    def handle(record: dict[str, Any]) -> None:
         outbox = _new_image(record)
         if outbox is None:
             return
@@ -104,8 +110,12 @@ def lambda_handler(
             },
         )
 
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    for record in event.get("Records") or []:
+        try:
+            handle(record)
+        except Exception as exc:
+            # the stream gives the record back (and those after it) on the next invocation
+            if isinstance(exc, Deferred):
+                logger.info(str(exc))
+            failed.append(_sequence_number(record))
+    return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}

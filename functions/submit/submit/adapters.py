@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from courier.cromwell import CromwellClient, SubmitRequest
 from courier.errors import CourierError, WorkflowIdInUse
 from courier.storage import ObjectMissing, ObjectStore, ObjectTooLarge
 from submit.plan import Limits, RunFolder, SubmissionPlan
 from submit.receipt import Receipt
 from submit.upload import Upload
+
+if TYPE_CHECKING:
+    from courier.cromwell import CromwellClient
 
 #: Files of a run folder that submit reads (besides the inputs file that triggered it).
 _ROOT_FILES = ("options.json", "labels.json")
@@ -100,6 +103,8 @@ class CromwellSubmitter:
         self.client = client
 
     def submit(self, plan: SubmissionPlan) -> str:
+        from courier.cromwell import SubmitRequest  # noqa: PLC0415 - requests loads with the client, not at import
+
         try:
             result = self.client.submit(
                 SubmitRequest(

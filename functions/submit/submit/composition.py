@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from courier import clients
-from courier.cromwell import CromwellClient
 from courier.ledger.folders import FolderWindows
 from courier.ledger.runs import RunLedger, utcnow
 from courier.secrets import SecretReader
@@ -24,6 +23,9 @@ from submit.folder_batch import FolderBatches
 from submit.plan import Limits
 from submit.service import SubmitOptions, SubmitService
 from submit.settings import SubmitSettings
+
+if TYPE_CHECKING:
+    from courier.cromwell import CromwellClient
 
 
 def compose(

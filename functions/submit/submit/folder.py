@@ -19,7 +19,7 @@ WDL_SUFFIX = ".wdl"
 class Limits(BaseModel):
     """How much of a run folder Courier is willing to read and check."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     max_file_bytes: int = Field(default=1_048_576, ge=1, description="largest single file read")
     max_wdl_files: int = Field(default=200, ge=1, description="most .wdl files in one run folder")
