@@ -13,11 +13,13 @@ from typing import Any
 
 from courier import clients
 from courier.cromwell import CromwellClient
+from courier.ledger.pipeline import PipelineLedger
 from courier.ledger.runs import RunLedger
 from courier.secrets import SecretReader
 from courier.settings import load_settings
 from courier.storage import ObjectStore
 from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts
+from submit.next_step import PipelinePlace
 from submit.plan import Limits
 from submit.service import SubmitOptions, SubmitService
 from submit.settings import SubmitSettings
@@ -41,7 +43,7 @@ def compose(
     given are the container's (`courier.clients`), the Cromwell one verifying TLS against the
     configured CA bundle. `callback_uri` default: the callback URL with its token, when the
     settings name both. `wrap` maps a collaborator's name (folders, cromwell, ledger, receipts,
-    objects) to a function wrapping it; `service_options` (clock, sleep, monotonic) go to the
+    objects, pipeline) to a function wrapping it; `service_options` (clock, sleep, monotonic) go to the
     service.
     """
     settings = settings or load_settings(SubmitSettings, environ)
@@ -66,6 +68,14 @@ def compose(
         "receipts": S3Receipts(store),
         "objects": S3InputChecker(store),
     }
+    parts["pipeline"] = PipelinePlace(
+        PipelineLedger(
+            settings.table_name,
+            dynamodb if dynamodb is not None else clients.dynamodb(),
+            retention_days=settings.retention_days,
+        ),
+        max_depth=settings.max_chain_depth,
+    )
     for name, wrapper in (wrap or {}).items():
         parts[name] = wrapper(parts[name])
     return SubmitService(
