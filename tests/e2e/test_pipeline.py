@@ -9,6 +9,7 @@ Rejected receipt stands where its inputs file would have been."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,26 +19,27 @@ from courier.conventions import LABEL_PARENT_BATCH
 from courier.ledger.schema import event_sk
 from courier.pipeline import next_inputs_key
 from local.stack import LocalStack
-from tests.e2e.conftest import RUNS, Observer
+from tests.e2e.conftest import DEMO_RUNS, RUNS, Observer
 from tests.support.notify_fixtures import stream_event
 
 pytestmark = pytest.mark.e2e
 
-PIPELINE = RUNS / "pipeline"
+#: The demo's pipeline (`make demo`): its options.json names demo/pipeline/joint/ as the next step.
+PIPELINE = DEMO_RUNS / "pipeline"
 
 
 def drop_pipeline(stack: LocalStack, prefix: str, step_one: dict[str, str]) -> str:
     """The second step's folder, then the first's (its sheet last); the sheet's key."""
     stack.drop_folder(PIPELINE / "joint", f"{prefix}/joint")
-    folder = f"{prefix}/call"
-    stack.put(f"{folder}/main.wdl", (PIPELINE / "call" / "main.wdl").read_bytes())
+    folder = f"{prefix}/genotype"
+    stack.put(f"{folder}/main.wdl", (PIPELINE / "genotype" / "main.wdl").read_bytes())
     for name, body in step_one.items():
         stack.put(f"{folder}/{name}", body, label=prefix if name == "samples.tsv" else "")
     return f"{folder}/samples.tsv"
 
 
-def step_one_files(name: str) -> dict[str, str]:
-    return {f: (PIPELINE / name / f).read_text(encoding="utf-8") for f in ("options.json", "samples.tsv")}
+def step_one_files(folder: Path) -> dict[str, str]:
+    return {f: (folder / f).read_text(encoding="utf-8") for f in ("options.json", "samples.tsv")}
 
 
 def sheet_batch(stack: LocalStack, observer: Observer, sheet: str) -> str:
@@ -74,13 +76,13 @@ def cromwell_inputs(stack: LocalStack, workflow_id: str) -> dict[str, Any]:
 def test_a_two_step_pipeline_runs_from_one_drop_with_one_message_per_step(
     stack: LocalStack, observer: Observer
 ) -> None:
-    sheet = drop_pipeline(stack, "e2e/pipeline", step_one_files("call"))
+    sheet = drop_pipeline(stack, "demo/pipeline", step_one_files(PIPELINE / "genotype"))
     batch_id = sheet_batch(stack, observer, sheet)
     batch = stack.wait_for_batch(batch_id, timeout=120)
     assert batch is not None, "the first step did not end"
     assert dict(batch.counts) == {"Succeeded": 3}
 
-    child_key = next_inputs_key("e2e/pipeline/joint/", batch_id)
+    child_key = next_inputs_key("demo/pipeline/joint/", batch_id)
     receipt = stack.wait_for(
         lambda: (r := observer.receipt(child_key)) is not None and r["status"] == "Submitted" and r,
         timeout=60,
@@ -103,7 +105,7 @@ def test_a_two_step_pipeline_runs_from_one_drop_with_one_message_per_step(
     metadata = cromwell_inputs(stack, child)
     assert metadata["labels"][LABEL_PARENT_BATCH] == batch_id
     assert ended.parent_batch == batch_id
-    assert ended.chain == ("e2e/pipeline/call/", "e2e/pipeline/joint/")
+    assert ended.chain == ("demo/pipeline/genotype/", "demo/pipeline/joint/")
     assert len(ended.parents) == 3
     stack.settle(timeout=10)
 
@@ -132,14 +134,14 @@ def test_a_two_step_pipeline_runs_from_one_drop_with_one_message_per_step(
 def test_require_all_with_a_failed_sample_stops_the_second_step_with_a_clear_message(
     stack: LocalStack, observer: Observer
 ) -> None:
-    sheet = drop_pipeline(stack, "e2e/pipeline-strict", step_one_files("strict"))
+    sheet = drop_pipeline(stack, "demo/pipeline-strict", step_one_files(RUNS / "pipeline_strict"))
     batch_id = sheet_batch(stack, observer, sheet)
     batch = stack.wait_for_batch(batch_id, timeout=120)
     assert batch is not None, "the first step did not end"
     assert dict(batch.counts) == {"Succeeded": 2, "Failed": 1}
     stack.settle(timeout=10)
 
-    child_key = next_inputs_key("e2e/pipeline-strict/joint/", batch_id)
+    child_key = next_inputs_key("demo/pipeline-strict/joint/", batch_id)
     listed = observer.s3.list_objects_v2(Bucket=observer.bucket, Prefix=child_key).get("Contents", [])
     assert [o["Key"] for o in listed] == [child_key + ".receipt.json"]
     receipt = observer.receipt(child_key)
