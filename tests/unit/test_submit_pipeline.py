@@ -11,8 +11,9 @@ from typing import Any
 from courier.conventions import LABEL_PARENT, LABEL_PARENT_BATCH, OPTION_NEXT
 from courier.models import RunRecord
 from courier.pipeline import Lineage
+from submit.folder import Findings
 from submit.next_step import PipelinePlace
-from submit.plan import Limits
+from submit.plan import Limits, RunFolder, analyse_folder
 from submit.service import Membership, SubmitOptions, SubmitService
 from submit.upload import Upload
 from tests.fixtures.bad_runs import GOOD_INPUTS, folder
@@ -206,3 +207,11 @@ def test_a_chain_deeper_than_the_limit_is_refused_at_both_ends() -> None:
     assert svc.handle(upload(key)).status == "Rejected"
     assert any("would be step 3" in r for r in receipts.last.reasons)
     assert cromwell.plans == []
+
+
+def test_a_sheet_whose_next_step_is_its_own_folder_is_refused_whole() -> None:
+    options = {OPTION_NEXT: {**NEXT, "when": "batch", "folder": "runs/demo/"}}
+    files = folder(inputs=None, more={"options.json": json.dumps(options).encode()})
+    findings = Findings()
+    analyse_folder(RunFolder(prefix="runs/demo/", files=files, inputs_name="inputs.json"), Limits(), findings)
+    assert any("this run's own folder" in r for r in findings.reasons), findings.reasons

@@ -24,9 +24,11 @@ from courier.pipeline import (
     WHEN_BATCH,
     Lineage,
     NextSpec,
+    as_folder,
     captured_inputs,
     chain_problem,
     is_next_inputs,
+    loop_problem,
 )
 from submit.folder import OPTIONS_NAME, Findings, shown
 from submit.labels import tag_safe
@@ -41,9 +43,13 @@ class LineageSource(Protocol):
     def lineage(self, bucket: str, key: str) -> Lineage | None: ...
 
 
-def check_references(spec: NextSpec, workflow: Any, findings: Findings) -> None:
+def check_references(spec: NextSpec, workflow: Any, findings: Findings, *, folder: str) -> None:
     """Every `outputs.` reference names an output of `workflow`, every `inputs.` one an input it
-    takes (`<workflow>.<input>` or `<workflow>.<call>.<input>`)."""
+    takes (`<workflow>.<input>` or `<workflow>.<call>.<input>`), and the next folder is not this
+    run's own `folder` (a sample sheet is refused whole for it, not row by row)."""
+    own = loop_problem((as_folder(folder),), spec.folder)
+    if own is not None:
+        findings.refuse(f"{OPTIONS_NAME}: {OPTION_NEXT}: {own}")
     name = str(workflow.name)
     outputs = {f"{name}.{decl.name}" for decl in workflow.outputs or ()}
     inputs = {f"{name}.{binding.name}" for binding in workflow.available_inputs}

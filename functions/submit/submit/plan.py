@@ -194,7 +194,7 @@ def plan_submission(
     if package is not None and inputs is not None:
         checked = check_inputs(folder.inputs_name, inputs[0], package.workflow, findings)
     if package is not None and courier.next_step is not None:
-        check_references(courier.next_step, package.workflow, findings)
+        check_references(courier.next_step, package.workflow, findings, folder=folder.prefix)
 
     user_labels = check_user_labels(
         LABELS_NAME,
@@ -275,7 +275,7 @@ def analyse_folder(
     common = _read_optional(folder.inputs_name, files, findings)
     package = _analyse_wdl(files, oversized, folder.inputs_name, courier, findings)
     if package is not None and courier.next_step is not None:
-        check_references(courier.next_step, package.workflow, findings)
+        check_references(courier.next_step, package.workflow, findings, folder=folder.prefix)
     return package, courier, common
 
 

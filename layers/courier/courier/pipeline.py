@@ -238,18 +238,26 @@ class Lineage:
         )
 
 
+def loop_problem(chain: Sequence[str], next_folder: str) -> str | None:
+    """Why a run of the chain `chain` may not start a run in `next_folder`: it is in the chain."""
+    target = as_folder(next_folder)
+    if target not in chain:
+        return None
+    path = " -> ".join([*chain, target])
+    if target == chain[-1]:
+        return f"the next folder {target} is this run's own folder: a pipeline may not loop ({path})"
+    return f"the next folder {target} is already in this pipeline: a pipeline may not loop ({path})"
+
+
 def chain_problem(chain: Sequence[str], next_folder: str, max_depth: int) -> str | None:
     """Why a run of the chain `chain` may not start a run in `next_folder`: a loop, or too deep."""
-    target = as_folder(next_folder)
-    if target in chain:
-        path = " -> ".join([*chain, target])
-        if target == chain[-1]:
-            return f"the next folder {target} is this run's own folder: a pipeline may not loop ({path})"
-        return f"the next folder {target} is already in this pipeline: a pipeline may not loop ({path})"
+    loop = loop_problem(chain, next_folder)
+    if loop is not None:
+        return loop
     if len(chain) + 1 > max_depth:
         return (
             f"the next run would be step {len(chain) + 1} of this pipeline "
-            f"({' -> '.join([*chain, target])}); "
+            f"({' -> '.join([*chain, as_folder(next_folder)])}); "
             f"a pipeline is at most {max_depth} steps deep (MaxChainDepth)"
         )
     return None
