@@ -27,8 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-
 from courier.models import RunStatus
 
 WHEN_RUN: Final = "run"
@@ -121,51 +119,47 @@ def as_folder(folder: str) -> str:
     return folder.rstrip("/") + "/"
 
 
-class NextSpec(BaseModel):
-    """`courier_next` in options.json: the next run folder, when the next run starts, and how its
-    inputs are built."""
+_SPEC_KEYS: Final = ("folder", "when", "require_all", "inputs")
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+@dataclass(frozen=True, slots=True)
+class NextSpec:
+    """`courier_next` in options.json: the next run folder, when the next run starts, and how its
+    inputs are built. Read with `read` (every problem named), kept on the run item as `to_map`.
+    A plain dataclass, not a pydantic model: the `courier` command reads it without pydantic."""
 
     folder: str
+    inputs: Mapping[str, Any]
     when: Literal["run", "batch"] = WHEN_RUN
     require_all: bool = False
-    inputs: dict[str, Any]
-
-    @field_validator("folder")
-    @classmethod
-    def _folder(cls, value: str) -> str:
-        problem = folder_problem(value)
-        if problem is not None:
-            raise ValueError(f"the folder '{value[:120]}' {problem}")
-        return as_folder(value)
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:
-            raise ValueError("names no input of the next run")
-        problems = []
-        for name, source in value.items():
-            parsed = parse_source(source)
-            if isinstance(parsed, str):
-                problems.append(f"'{name[:120]}': {parsed}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
 
     @classmethod
-    def read(cls, raw: Any) -> Self | list[str]:
+    def read(cls, raw: Any) -> NextSpec | list[str]:
         """The spec, or one sentence per problem (for the receipt)."""
         if not isinstance(raw, Mapping):
             return ["must be an object with folder, when, inputs (and require_all)"]
-        try:
-            return cls.model_validate(dict(raw))
-        except ValidationError as exc:
-            return [_problem(err) for err in exc.errors()]
+        known = ", ".join(_SPEC_KEYS)
+        problems = [f"unknown key '{str(key)[:60]}' (known: {known})" for key in raw if key not in _SPEC_KEYS]
+        folder, inputs = raw.get("folder"), raw.get("inputs")
+        when, require_all = raw.get("when", WHEN_RUN), raw.get("require_all", False)
+        problems += _folder_problems(folder) + _inputs_problems(inputs)
+        if when not in (WHEN_RUN, WHEN_BATCH):
+            problems.append(
+                '\'when\' must be "run" (a next run per succeeded run) or "batch" (one when the batch ends)'
+            )
+        if not isinstance(require_all, bool):
+            problems.append("'require_all' must be true or false")
+        if problems or not isinstance(folder, str) or not isinstance(inputs, Mapping):
+            return problems
+        return cls(
+            folder=as_folder(folder),
+            inputs=dict(inputs),
+            when=WHEN_BATCH if when == WHEN_BATCH else WHEN_RUN,
+            require_all=require_all,
+        )
 
     @classmethod
-    def stored(cls, raw: Any) -> Self | None:
+    def stored(cls, raw: Any) -> NextSpec | None:
         """The spec as the ledger keeps it; None when there is none (or it cannot be read)."""
         spec = cls.read(raw) if raw else None
         return spec if isinstance(spec, NextSpec) else None
@@ -180,19 +174,34 @@ class NextSpec(BaseModel):
         return [source for source in self.sources.values() if isinstance(source, Reference)]
 
     def to_map(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return {
+            "folder": self.folder,
+            "when": self.when,
+            "require_all": self.require_all,
+            "inputs": dict(self.inputs),
+        }
 
 
-def _problem(err: Any) -> str:
-    where = ".".join(str(p) for p in err.get("loc", ()))
-    message = str(err.get("msg", "")).removeprefix("Value error, ")
-    if err.get("type") == "extra_forbidden":
-        return f"unknown key '{where}' (known: folder, when, require_all, inputs)"
-    if err.get("type") == "missing":
-        return f"'{where}' is missing"
-    if where == "when":
-        return '\'when\' must be "run" (one next run per succeeded run) or "batch" (one when the batch ends)'
-    return f"'{where}' {message}" if where else message
+def _folder_problems(folder: Any) -> list[str]:
+    if folder is None:
+        return ["'folder' is missing"]
+    if not isinstance(folder, str):
+        return ["'folder' must be a string, the next run folder in the runs bucket"]
+    problem = folder_problem(folder)
+    return [f"'folder': '{folder[:120]}' {problem}"] if problem is not None else []
+
+
+def _inputs_problems(inputs: Any) -> list[str]:
+    if inputs is None:
+        return ["'inputs' is missing"]
+    if not isinstance(inputs, Mapping) or not inputs:
+        return ["'inputs' must be an object naming at least one input of the next run"]
+    problems = []
+    for name, source in inputs.items():
+        parsed = parse_source(source)
+        if isinstance(parsed, str):
+            problems.append(f"'inputs.{str(name)[:120]}': {parsed}")
+    return problems
 
 
 # -- lineage ----------------------------------------------------------------------------------------

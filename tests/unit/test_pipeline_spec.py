@@ -73,7 +73,7 @@ def test_the_spec_reads_references_and_both_constant_forms() -> None:
         ({**GATHER, "when": "later"}, "'when' must be"),
         ({**GATHER, "folder": "../elsewhere"}, "'..' segment"),
         ({**GATHER, "folder": "s3://b/runs/x/"}, "no s3://"),
-        ({**GATHER, "inputs": {}}, "names no input"),
+        ({**GATHER, "inputs": {}}, "naming at least one input"),
         ({**GATHER, "inputs": {"x": "results.call.gvcf"}}, "is not a reference"),
         ({**GATHER, "inputs": {"x": "outputs.call"}}, "outputs.<workflow>.<output>"),
         ({**GATHER, "inputs": {"x": {"a": 1}}}, 'written {"value": ...}'),
