@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from courier.conventions import LABEL_PARENT_BATCH
+from courier.ledger.records import BatchView
 from courier.ledger.schema import event_sk
 from courier.pipeline import next_inputs_key
 from local.stack import LocalStack
@@ -42,13 +43,18 @@ def step_one_files(folder: Path) -> dict[str, str]:
     return {f: (folder / f).read_text(encoding="utf-8") for f in ("options.json", "samples.tsv")}
 
 
-def sheet_batch(stack: LocalStack, observer: Observer, sheet: str) -> str:
+def first_step(stack: LocalStack, observer: Observer, prefix: str, options_and_sheet: Path) -> BatchView:
+    """Drop the pipeline (the first step's options.json and sheet from `options_and_sheet`); its
+    first step's batch once it has ended and its digest is out."""
+    sheet = drop_pipeline(stack, prefix, step_one_files(options_and_sheet))
     receipt = stack.wait_for(
         lambda: (r := observer.receipt(sheet)) is not None and r["status"] == "Done" and r, timeout=60
     )
     assert receipt, observer.receipt(sheet)
     assert receipt["counts"]["Submitted"] == 3
-    return str(receipt["sheet_id"])
+    batch = stack.wait_for_batch(str(receipt["sheet_id"]), timeout=120)
+    assert batch is not None, "the first step did not end"
+    return batch
 
 
 def redeliver_batch_end(stack: LocalStack, observer: Observer, batch_id: str, ended_by: str) -> None:
@@ -76,10 +82,8 @@ def cromwell_inputs(stack: LocalStack, workflow_id: str) -> dict[str, Any]:
 def test_a_two_step_pipeline_runs_from_one_drop_with_one_message_per_step(
     stack: LocalStack, observer: Observer
 ) -> None:
-    sheet = drop_pipeline(stack, "demo/pipeline", step_one_files(PIPELINE / "genotype"))
-    batch_id = sheet_batch(stack, observer, sheet)
-    batch = stack.wait_for_batch(batch_id, timeout=120)
-    assert batch is not None, "the first step did not end"
+    batch = first_step(stack, observer, "demo/pipeline", PIPELINE / "genotype")
+    batch_id = batch.batch_id
     assert dict(batch.counts) == {"Succeeded": 3}
 
     child_key = next_inputs_key("demo/pipeline/joint/", batch_id)
@@ -134,10 +138,8 @@ def test_a_two_step_pipeline_runs_from_one_drop_with_one_message_per_step(
 def test_require_all_with_a_failed_sample_stops_the_second_step_with_a_clear_message(
     stack: LocalStack, observer: Observer
 ) -> None:
-    sheet = drop_pipeline(stack, "demo/pipeline-strict", step_one_files(RUNS / "pipeline_strict"))
-    batch_id = sheet_batch(stack, observer, sheet)
-    batch = stack.wait_for_batch(batch_id, timeout=120)
-    assert batch is not None, "the first step did not end"
+    batch = first_step(stack, observer, "demo/pipeline-strict", RUNS / "pipeline_strict")
+    batch_id = batch.batch_id
     assert dict(batch.counts) == {"Succeeded": 2, "Failed": 1}
     stack.settle(timeout=10)
 
