@@ -13,6 +13,11 @@ is refused, the saved items are put back, the stream records the transaction add
 and `TransactionCanceledException` carries one reason per operation (`None` for the ones that
 would have succeeded, `ALL_OLD` items where asked), as DynamoDB answers.
 
+Transactions are isolated from each other, as DynamoDB's are: one at a time per backend (moto's
+server answers each request on a thread of its own). A refused transaction puts back only the items
+its own operations wrote and drops only the stream records they added, so a write that another
+request made meanwhile (a run of the same batch ending in the same instant) is never undone.
+
 `install` sets it as the `transact_write_items` of one account and region's backend, which is
 where moto's request handler looks it up; the stack calls it after moto is reset (a reset
 rebuilds the backend). `tests/integration/test_local_transactions.py` runs the same transactions on plain moto
@@ -22,6 +27,7 @@ and on this backend and compares answers, items and stream records.
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 from moto.dynamodb.comparisons import get_filter_expression
@@ -48,27 +54,37 @@ class ItemSnapshotTransactions:
 
     def __init__(self, backend: DynamoDBBackend) -> None:
         self.backend = backend
+        self.lock = threading.Lock()
 
     def __call__(self, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > MAX_OPERATIONS:
             raise TooManyTransactionsException()
+        with self.lock:
+            self._transact(transact_items)
+
+    def _transact(self, transact_items: list[dict[str, Any]]) -> None:
         saved: Saved = {}
-        stream_lengths: dict[str, int] = {}
+        written: Saved = {}
+        added: list[tuple[str, Any]] = []
         reasons: list[Reason] = []
         try:
             for entry in transact_items:
                 if len(entry) != 1:
                     raise TransactWriteSingleOpException
                 ((kind, operation),) = entry.items()
-                reasons.append(self._apply(kind, operation, saved, stream_lengths))
+                reason = self._apply(kind, operation, saved, added)
+                if reason[0] is None and kind != "ConditionCheck":
+                    target = next(reversed(saved))
+                    written[target] = saved[target]
+                reasons.append(reason)
         except BaseException:
-            self._put_back(saved, stream_lengths)
+            self._put_back(written, added)
             raise
         if any(code is not None for code, _, _ in reasons):
-            self._put_back(saved, stream_lengths)
+            self._put_back(written, added)
             raise TransactionCanceledException(reasons)
 
-    def _apply(self, kind: str, op: dict[str, Any], saved: Saved, stream_lengths: dict[str, int]) -> Reason:
+    def _apply(self, kind: str, op: dict[str, Any], saved: Saved, added: list[tuple[str, Any]]) -> Reason:
         current = None
         try:
             if kind not in OPERATIONS:
@@ -81,8 +97,8 @@ class ItemSnapshotTransactions:
                 raise MultipleTransactionsException()
             current = self.backend.get_item(table_name, key)
             saved[target] = (table_name, key, _attributes(current))
-            if table.stream_shard is not None:
-                stream_lengths.setdefault(table_name, len(table.stream_shard.items))
+            shard = table.stream_shard
+            before = len(shard.items) if shard is not None else 0
             condition = {
                 "condition_expression": op.get("ConditionExpression"),
                 "expression_attribute_names": op.get("ExpressionAttributeNames"),
@@ -109,6 +125,8 @@ class ItemSnapshotTransactions:
                     expression_attribute_values=condition["expression_attribute_values"],
                     condition_expression=condition["condition_expression"],
                 )
+            if shard is not None:
+                added.extend((table_name, record) for record in shard.items[before:])
         except (MultipleTransactionsException, MockValidationException):
             raise
         except ConditionalCheckFailed as refused:
@@ -120,16 +138,22 @@ class ItemSnapshotTransactions:
             return (type(error).__name__, str(error), None)
         return (None, None, None)
 
-    def _put_back(self, saved: Saved, stream_lengths: dict[str, int]) -> None:
-        for table_name, key, attributes in saved.values():
+    def _put_back(self, written: Saved, added: list[tuple[str, Any]]) -> None:
+        """Undo what the transaction's own operations did: the items they wrote, as they were,
+        and the stream records they added (putting an item back adds none)."""
+        for table_name, key, attributes in written.values():
+            shard = self.backend.get_table(table_name).stream_shard
+            before = len(shard.items) if shard is not None else 0
             if attributes is not None:
                 self.backend.put_item(table_name, attributes)
             elif self.backend.get_item(table_name, key) is not None:
                 self.backend.delete_item(table_name, key)
-        for table_name, length in stream_lengths.items():
+            if shard is not None:
+                del shard.items[before:]
+        for table_name, record in added:
             shard = self.backend.get_table(table_name).stream_shard
             if shard is not None:
-                del shard.items[length:]
+                shard.items[:] = [item for item in shard.items if item is not record]
 
 
 def _key(table: Any, kind: str, op: dict[str, Any]) -> dict[str, Any]:
