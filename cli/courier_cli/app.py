@@ -332,20 +332,22 @@ def runs(
 
 
 @naming_a_run
-@cli.command()
+@cli.command(short_help="Show a run: status, receipt, pipeline, tasks, failures, outputs.")
 @click.argument("run")
 @json_option
 @pass_session
 def show(session: Session, run: str, as_json: bool) -> None:
-    """Show a run: status, receipt, tasks by call, failures, outputs."""
+    """Show a run: status, receipt, tasks by call, failures, outputs, and its pipeline (the run or
+    batch it was built from, the next run it started or why not)."""
     found = session.ledger.find(run)
     summary = session.digest(found)
     receipt = session.ledger.receipt_of(found)
+    batch = session.ledger.views.batch(found.batch_id) if found.batch_id else None
     now = _now()
     if as_json:
-        _emit_json(render.show_dict(found, summary, receipt, now))
+        _emit_json(render.show_dict(found, summary, receipt, now, batch))
         return
-    session.console.print(render.show_view(found, summary, receipt, now))
+    session.console.print(render.show_view(found, summary, receipt, now, batch))
 
 
 # -- logs -----------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from rich.text import Text
 
 from courier.costs import CostEstimate
 from courier.digest import STATUS_ORDER, RunDigest
-from courier.ledger.records import RunView
+from courier.ledger.records import BatchView, RunView
 from courier.models import RunStatus, TaskStatus
+from courier.pipeline import NextStep
 from courier.run_report import format_duration
 
 RUN_STYLE: Final[Mapping[str, str]] = {
@@ -159,11 +160,60 @@ def failures_table(summary: RunDigest) -> Table:
     return table
 
 
+def pipeline_dict(run: RunView, batch: BatchView | None = None) -> dict[str, Any] | None:
+    """A run's place in a pipeline (docs/pipelines.md): its chain of run folders, the run or
+    batch its inputs were built from, and the next run its end (or its batch's) started, or why
+    not; None for a run in no pipeline."""
+    steps = [("run", NextStep.from_map(run.next_step))]
+    if batch is not None:
+        steps.append(("batch", NextStep.from_map(batch.next_step)))
+    children = [
+        {
+            "after": after,
+            "inputs": step.uri,
+            "started": step.started,
+            "workflow_id": step.workflow_id,
+            "reasons": list(step.reasons),
+        }
+        for after, step in steps
+        if step is not None
+    ]
+    if len(run.chain) < 2 and not run.parents and not run.parent_batch and not children:
+        return None
+    return {
+        "chain": list(run.chain),
+        "parents": list(run.parents),
+        "parent_batch": run.parent_batch,
+        "children": children,
+    }
+
+
+def _pipeline_panel(pipeline: Mapping[str, Any]) -> Panel:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column(overflow="fold")
+    if pipeline["chain"]:
+        facts.add_row("Chain", Text(" -> ".join(pipeline["chain"])))
+    if pipeline["parent_batch"]:
+        facts.add_row("Parent batch", Text(f"{pipeline['parent_batch']} ({len(pipeline['parents'])} runs)"))
+    elif pipeline["parents"]:
+        facts.add_row("Parent", Text(", ".join(pipeline["parents"])))
+    for child in pipeline["children"]:
+        label = "Next run" if child["after"] == "run" else "Batch's next run"
+        if child["started"]:
+            workflow = f" (workflow {child['workflow_id']})" if child["workflow_id"] else ""
+            facts.add_row(label, Text(f"started {child['inputs']}{workflow}"))
+        else:
+            facts.add_row(label, Text("not started: " + "; ".join(child["reasons"]), style="red"))
+    return Panel(facts, title="Pipeline", title_align="left")
+
+
 def show_view(
     run: RunView,
     summary: RunDigest,
     receipt: Mapping[str, Any] | None,
     now: datetime,
+    batch: BatchView | None = None,
 ) -> RenderableType:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
@@ -184,6 +234,9 @@ def show_view(
     if receipt:
         facts.add_row("Receipt", f"{receipt.get('status', '-')} at {receipt.get('decided_at') or '-'}")
     parts: list[RenderableType] = [facts]
+    pipeline = pipeline_dict(run, batch)
+    if pipeline is not None:
+        parts.append(_pipeline_panel(pipeline))
     problems = [*run.reasons, *run.workflow_failures]
     if problems:
         listed = Text("\n".join(f"- {p}" for p in problems))
@@ -205,7 +258,11 @@ def show_view(
 
 
 def show_dict(
-    run: RunView, summary: RunDigest, receipt: Mapping[str, Any] | None, now: datetime
+    run: RunView,
+    summary: RunDigest,
+    receipt: Mapping[str, Any] | None,
+    now: datetime,
+    batch: BatchView | None = None,
 ) -> dict[str, Any]:
     out = run_dict(run, now, summary.cost)
     out["tasks"] = {
@@ -224,6 +281,7 @@ def show_dict(
             "failed_total": summary.failed_total,
             "causes": dict(summary.causes),
             "outputs": dict(run.outputs),
+            "pipeline": pipeline_dict(run, batch),
         }
     )
     return out

@@ -439,7 +439,9 @@ class LocalStack:
         self.timeline.add("e-mail", f"{email.subject}\n{body}", workflow_id=workflow_id)
 
     def _workflow_mentioned(self, text: str) -> str:
-        for workflow_id in list(self.timeline.labels):
+        """The run a message is about: the last labelled of those it names (a pipeline's next run
+        names, in its inputs key, the batch it was built from)."""
+        for workflow_id in reversed(list(self.timeline.labels)):
             if workflow_id in text:
                 return workflow_id
         return ""

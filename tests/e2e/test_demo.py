@@ -112,10 +112,23 @@ def test_make_demo_prints_what_happened(
     cohort = {
         wf for wf, run in held.runs.items() if str(run.get("inputs_key", "")).startswith("demo/cohort/")
     }
-    assert set(held.runs) - cohort == set(ids.values())
+    pipeline = {
+        wf: run
+        for wf, run in held.runs.items()
+        if str(run.get("inputs_key", "")).startswith("demo/pipeline/")
+    }
+    assert set(held.runs) - cohort - set(pipeline) == set(ids.values())
     assert len(cohort) == 3
+    # the pipeline: three per-sample runs, then one joint run its batch started
+    (joint,) = [run for run in pipeline.values() if run["run_folder"] == "demo/pipeline/joint/"]
+    assert len(pipeline) == 4
+    assert joint["status"] == "Succeeded"
+    joint_key = str(joint["inputs_key"])
+    assert joint_key == f"demo/pipeline/joint/from-{joint['parent_batch']}.inputs.json"
     assert set(held.receipts) == {f"demo/{label}/inputs.json" for label in labels} | {
-        "demo/cohort/samples.tsv"
+        "demo/cohort/samples.tsv",
+        "demo/pipeline/genotype/samples.tsv",
+        joint_key,
     }
 
     # Runs: the last state printed for each is the ledger's, and the summary says the same.
@@ -160,9 +173,21 @@ def test_make_demo_prints_what_happened(
         "Courier: Run failed: failing_demo",
         "Courier: A task failed: cohort_demo",
         "Courier: Batch ended: 1 of 3 not succeeded: cohort_demo",
+        "Courier: Batch succeeded: per_sample",
+        "Courier: Run succeeded: joint",
     }
+    # the pipeline: one message per step, the first saying what it started
+    (first,) = [m for m in held.emails if m.subject == "Courier: Batch succeeded: per_sample"]
+    started = f"Started s3://{held.receipts[joint_key]['inputs'].removeprefix('s3://')}"
+    assert started in first.body
+    assert f"  {started}" in out
+    assert (
+        "  pipeline   3 samples (3 succeeded), then the joint step: Succeeded, started by itself: as expected"
+        in out
+    )
+    assert len([m for m in held.emails if m.subject == "Courier: Run succeeded: joint"]) == 1
     # the cohort: one digest, printed at the end
-    (digest,) = [m for m in held.emails if m.subject.startswith("Courier: Batch")]
+    (digest,) = [m for m in held.emails if m.subject.startswith("Courier: Batch ended")]
     assert "  cohort     3 runs (1 failed, 2 succeeded), one digest: as expected" in out
     assert out.rstrip().endswith(digest.body.rstrip())
     assert "NA12891  Failed" in digest.body

@@ -4,6 +4,8 @@ same table, the same transactions, in two regions of one moto, one with each bac
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,8 +219,6 @@ def test_a_cancelled_transaction_never_undoes_a_write_made_meanwhile(clients: di
     """moto's server answers in threads: a transaction that writes an item and is then cancelled
     puts the item back as it was, which would undo another request's write made in between. The
     stack's backend orders them (DynamoDB isolates transactions): no increment is lost."""
-    import threading  # noqa: PLC0415
-
     backend = dynamodb_backends[ACCOUNT][SNAPSHOT]
     counter = key("RUN#b", "RUN")
     rounds = 150
@@ -252,3 +252,48 @@ def test_a_cancelled_transaction_never_undoes_a_write_made_meanwhile(clients: di
         thread.join()
     stored = clients[SNAPSHOT].get_item(TableName=TABLE, Key=counter)["Item"]
     assert stored["n"] == {"N": str(rounds)}
+
+
+def test_transactions_on_the_same_item_from_many_threads_lose_no_write(clients: dict[str, Any]) -> None:
+    """Runs of one batch ending at once, each in its own transaction pinned on the count it read
+    (as `RunLedger.finish` does): a refused transaction must not put back an item another one
+    wrote meanwhile, so the count ends at the number of runs and every run's end stays."""
+    client = clients[SNAPSHOT]
+    client.put_item(TableName=TABLE, Item={**key("BATCH#b", "BATCH"), "ended": {"N": "0"}})
+    runs = [f"RUN#r{i}" for i in range(12)]
+
+    def end(run: str) -> None:
+        while True:
+            item = client.get_item(TableName=TABLE, Key=key("BATCH#b", "BATCH"), ConsistentRead=True)["Item"]
+            seen = item["ended"]["N"]
+            try:
+                client.transact_write_items(
+                    TransactItems=[
+                        put({**key(run, "RUN"), "status": s("Succeeded")}),
+                        update(
+                            key("BATCH#b", "BATCH"),
+                            "ADD ended :one",
+                            {":one": {"N": "1"}, ":seen": {"N": seen}},
+                            ConditionExpression="ended = :seen",
+                        ),
+                    ]
+                )
+                return
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+
+    threads = [threading.Thread(target=end, args=(run,)) for run in runs]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, as moto's server threads do under load
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
+    batch = client.get_item(TableName=TABLE, Key=key("BATCH#b", "BATCH"), ConsistentRead=True)["Item"]
+    assert batch["ended"]["N"] == str(len(runs))
+    for run in runs:
+        assert client.get_item(TableName=TABLE, Key=key(run, "RUN"))["Item"]["status"] == s("Succeeded")

@@ -13,6 +13,7 @@ from typing import Any
 from courier import clients
 from courier.costs import Prices
 from courier.ledger.deliveries import AlertGates, DeliveryLedger
+from courier.ledger.pipeline import PipelineLedger
 from courier.ledger.views import RunViews
 from courier.secrets import SECRETS_MANAGER_PREFIX, SecretReader
 from courier.settings import load_settings
@@ -29,6 +30,7 @@ from notify.batch_delivery import BatchDigests
 from notify.delivery import Notifier, NotifyOptions
 from notify.digest import DigestBuilder
 from notify.grouping import AlertGrouping
+from notify.pipeline import NextSteps
 from notify.settings import NotifySettings
 from notify.summary import SummaryBuilder, SummaryOptions
 
@@ -95,6 +97,11 @@ def compose(
     if config.alert_group_seconds:
         gates = AlertGates(config.table_name, table, period=timedelta(seconds=config.alert_group_seconds))
         grouping = AlertGrouping(gates, views)
+    pipeline = NextSteps(
+        PipelineLedger(config.table_name, table, retention_days=config.retention_days),
+        ObjectStore(s3_client),
+        max_depth=config.max_chain_depth,
+    )
     return Notifier(
         DeliveryLedger(config.table_name, table),
         summaries,
@@ -104,4 +111,5 @@ def compose(
         slack=slack,
         options=NotifyOptions(region=config.console_region, notify_submitted=config.notify_submitted),
         artifacts=artifacts,
+        pipeline=pipeline,
     )

@@ -17,9 +17,10 @@ from typing import Protocol
 
 from courier.errors import CourierError
 from courier.ledger.deliveries import Claim, ClaimOutcome
-from courier.ledger.records import ChannelDelivery, OutboxEvent, RunView
+from courier.ledger.records import BatchView, ChannelDelivery, OutboxEvent, RunView
 from courier.models import NotificationKind
 from courier.observability import logger
+from courier.pipeline import NextStep
 from notify.adapters import DeliveryError, SlackPoster
 from notify.artifacts import ReportLink
 from notify.batch_delivery import LoneRun, left_to_digest, post_digest, thread_of
@@ -57,6 +58,15 @@ class Artifacts(Protocol):
     """Writes what a run leaves beside its inputs file when it ends (`notify.artifacts.RunArtifacts`)."""
 
     def write(self, run: RunView) -> ReportLink | None: ...
+
+
+class Pipeline(Protocol):
+    """Starts a pipeline's next step at a run's or a batch's end (`notify.pipeline.NextSteps`)."""
+
+    def after_run(self, run: RunView) -> NextStep | None: ...
+    def after_batch(
+        self, batch: BatchView, runs: Sequence[RunView], left_out: int = 0
+    ) -> NextStep | None: ...
 
 
 class Summaries(Protocol):
@@ -112,8 +122,10 @@ class Notifier:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         digests: Digests | None = None,
         grouping: AlertGrouping | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.grouping = grouping
+        self.pipeline = pipeline
         self.ledger = ledger
         self.summaries = summaries
         self.digests = digests
@@ -144,7 +156,7 @@ class Notifier:
             outcome.reason = "already delivered"
             return outcome
 
-        summary = self._with_report(self._build(event))
+        summary = self._with_next(self._with_report(self._build(event)))
         now = self.clock()
         held = self._held_back(event, summary, now)
         if held:
@@ -190,11 +202,24 @@ class Notifier:
 
     def _skip(self, event: OutboxEvent) -> str:
         """`_skip_reason`; a batch run whose end the digest tells still gets its report beside its
-        inputs file."""
+        inputs file, and starts its next step (`when: run`)."""
         reason = self._skip_reason(event)
-        if reason and self.artifacts is not None and left_to_digest(event):
-            self._with_report(self.summaries.build(event))
+        if reason and (self.artifacts is not None or self.pipeline is not None) and left_to_digest(event):
+            self._with_next(self._with_report(self.summaries.build(event)))
         return reason
+
+    def _with_next(self, summary: RunSummary | BatchDigest) -> RunSummary | BatchDigest:
+        """At the end of a run (`when: run`) or a batch (`when: batch`): its pipeline's next step
+        started, or refused, before the message that says so is rendered."""
+        if self.pipeline is None:
+            return summary
+        if isinstance(summary, BatchDigest):
+            runs = [line.run for line in summary.samples if line.run is not None]
+            summary.next_step = self.pipeline.after_batch(summary.batch, runs, summary.left_out)
+            return summary
+        if not summary.ended:
+            return summary
+        return replace(summary, next_step=self.pipeline.after_run(summary.run))
 
     def _skip_reason(self, event: OutboxEvent) -> str:
         """Why an event sends nothing ('' when it is to be sent)."""

@@ -22,6 +22,7 @@ from courier.ledger.records import (
 )
 from courier.ledger.schema import BATCH_KIND_RERUN, event_sk
 from courier.models import NotificationKind, RunStatus
+from courier.pipeline import NextStep
 from notify.summary import FailedTask, RunSummary
 
 #: Samples read in full for one digest (each is a run's end summary); the counts cover them all.
@@ -77,6 +78,8 @@ class BatchDigest:
     outputs_uri: str | None = None
     #: For a re-run: the batch it re-runs.
     replaced: BatchView | None = None
+    #: A pipeline's next step (`when: batch`): the run it started, or why not.
+    next_step: NextStep | None = None
 
     @property
     def name(self) -> str:

@@ -71,6 +71,8 @@ def render_digest_email(digest: BatchDigest, *, region: str) -> EmailMessage:
     ]
     if digest.outputs_uri:
         lines.append(f"Outputs   {digest.outputs_uri}")
+    if digest.next_step is not None:
+        lines.append(f"Next step {one_line(digest.next_step.line, 2000)}")
     if digest.is_rerun:
         lines += ["", _recovered_text(digest)]
     width = max([len(one_line(x.sample, 60)) for x in digest.samples] + [6])
@@ -120,6 +122,8 @@ def render_digest_slack(digest: BatchDigest, *, region: str) -> dict[str, Any]:
             ]
         ),
     ]
+    if digest.next_step is not None:
+        blocks.append(_section("*Next step* " + esc(digest.next_step.line, 1500)))
     if digest.is_rerun:
         blocks.append(_section(slack_escape(_recovered_text(digest))))
     rows = [

@@ -228,6 +228,8 @@ def render_email(summary: RunSummary, *, region: str, now: datetime) -> EmailMes
         rows.append(("Project", one_line(summary.run.project, 200)))
     if summary.report is not None:
         rows.append(("Report", summary.report.url or str(summary.report.error)))
+    if summary.next_step is not None:
+        rows.append(("Next step", one_line(summary.next_step.line, 2000)))
     width = max(len(k) for k, _ in rows)
     lines = [intro(summary), "", *(f"{k.ljust(width)}  {v}" for k, v in rows)]
     if summary.reasons:

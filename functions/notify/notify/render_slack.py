@@ -143,6 +143,21 @@ def _failed_blocks(task: FailedTask, index: int, region: str, with_stderr: bool)
     return blocks
 
 
+def _routing(summary: RunSummary) -> list[str]:
+    """The context line under the summary: project, the run report, the pipeline's next step."""
+    routing = []
+    if summary.run.project:
+        routing.append(f"Project: *{esc(summary.run.project, 200)}*")
+    if summary.report is not None:
+        report = summary.report
+        routing.append(
+            link(report.url, "Run report") if report.url else esc(f"The run report {report.error}", 300)
+        )
+    if summary.next_step is not None:
+        routing.append(esc(summary.next_step.line, 1500))
+    return routing
+
+
 def render_slack(summary: RunSummary, *, region: str, now: datetime) -> dict[str, Any]:
     name = one_line(summary.run.name)
     # Slack decodes &amp; &lt; &gt; in every text object, plain_text included: escape there too.
@@ -155,14 +170,7 @@ def render_slack(summary: RunSummary, *, region: str, now: datetime) -> dict[str
         _section(slack_escape(intro(summary))),
         *_summary(summary, now),
     ]
-    routing = []
-    if summary.run.project:
-        routing.append(f"Project: *{esc(summary.run.project, 200)}*")
-    if summary.report is not None:
-        report = summary.report
-        routing.append(
-            link(report.url, "Run report") if report.url else esc(f"The run report {report.error}", 300)
-        )
+    routing = _routing(summary)
     if routing:
         blocks.append(_context(*routing))
     if summary.reasons:

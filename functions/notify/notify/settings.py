@@ -10,6 +10,7 @@ from courier.costs import (
     DEFAULT_SPOT_GB_HOUR,
     DEFAULT_SPOT_VCPU_HOUR,
 )
+from courier.pipeline import DEFAULT_MAX_CHAIN_DEPTH
 from courier.settings import BaseSettings
 
 
@@ -32,6 +33,7 @@ class NotifySettings(BaseSettings):
         description="Where run reports and receipts are written",
     )
     stderr_max_bytes: int = Field(default=65536, alias="STDERR_MAX_BYTES", ge=1024, le=1_048_576)
+    max_chain_depth: int = Field(default=DEFAULT_MAX_CHAIN_DEPTH, alias="MAX_CHAIN_DEPTH", ge=1, le=50)
     #: At most one early-failure alert per batch, stuck alert per run, queue-blocked alert per
     #: queue in this many seconds (0: every alert goes out).
     alert_group_seconds: int = Field(default=300, alias="ALERT_GROUP_SECONDS", ge=0, le=86_400)

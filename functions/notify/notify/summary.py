@@ -32,6 +32,7 @@ from courier.ledger.records import (
     TaskView,
 )
 from courier.models import NotificationKind, RunStatus, TaskStatus
+from courier.pipeline import NextStep
 from notify.artifacts import ReportLink
 from notify.text import clean_block, clip, one_line
 
@@ -162,6 +163,8 @@ class RunSummary:
     report: ReportLink | None = None
     #: What a grouped alert stands for (`notify.grouping`): other samples failed, jobs waiting.
     group_note: str | None = None
+    #: ENDED of a run in a pipeline (`when: run`): the next run it started, or why not.
+    next_step: NextStep | None = None
 
     @property
     def status(self) -> RunStatus | None:

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from courier import clients
 from courier.ledger.folders import FolderWindows
+from courier.ledger.pipeline import PipelineLedger
 from courier.ledger.runs import RunLedger, utcnow
 from courier.secrets import SecretReader
 from courier.settings import load_settings
 from courier.storage import ObjectStore
 from submit.adapters import CromwellSubmitter, S3Folders, S3InputChecker, S3Receipts
 from submit.folder_batch import FolderBatches
+from submit.next_step import PipelinePlace
 from submit.plan import Limits
 from submit.service import SubmitOptions, SubmitService
 from submit.settings import SubmitSettings
@@ -46,8 +48,8 @@ def compose(
     given are the container's (`courier.clients`), the Cromwell one verifying TLS against the
     configured CA bundle. `callback_uri` default: the callback URL with its token, when the
     settings name both. `wrap` maps a collaborator's name (folders, cromwell, ledger, receipts,
-    objects, folder_batches) to a function wrapping it; `service_options` (clock, sleep, monotonic) go to the
-    service.
+    objects, folder_batches, pipeline) to a function wrapping it; `service_options` (clock, sleep,
+    monotonic) go to the service.
     """
     settings = settings or load_settings(SubmitSettings, environ)
     store = ObjectStore(s3 if s3 is not None else clients.s3())
@@ -68,6 +70,10 @@ def compose(
         "receipts": S3Receipts(store),
         "objects": S3InputChecker(store),
         "folder_batches": folder_batches(settings, ledger_client, service_options.get("clock")),
+        "pipeline": PipelinePlace(
+            PipelineLedger(settings.table_name, ledger_client, retention_days=settings.retention_days),
+            max_depth=settings.max_chain_depth,
+        ),
     }
     for name, wrapper in (wrap or {}).items():
         parts[name] = wrapper(parts[name])

@@ -13,6 +13,7 @@ from courier.conventions import (
     NOTIFY_MODES,
     OPTION_CALLBACK_URI,
     OPTION_MAIN_WDL,
+    OPTION_NEXT,
     OPTION_NOTIFY,
     OPTION_PROJECT,
     OPTION_SAMPLE_SHEET,
@@ -21,10 +22,18 @@ from courier.conventions import (
     SAMPLE_SHEET_SUFFIXES,
     script_prefix,
 )
+from courier.pipeline import NextSpec
 from submit.folder import OPTIONS_NAME, Findings, path_problem, shown
 from submit.jsonfile import json_kind
 
-COURIER_OPTIONS = (OPTION_MAIN_WDL, OPTION_SLACK_CHANNEL, OPTION_PROJECT, OPTION_SAMPLE_SHEET, OPTION_NOTIFY)
+COURIER_OPTIONS = (
+    OPTION_MAIN_WDL,
+    OPTION_SLACK_CHANNEL,
+    OPTION_PROJECT,
+    OPTION_SAMPLE_SHEET,
+    OPTION_NOTIFY,
+    OPTION_NEXT,
+)
 _SLACK_CHANNEL_RE = re.compile(r"^[#@]?[\w.-]{1,80}$")
 
 
@@ -38,6 +47,7 @@ class CourierOptions:
     cromwell_options: dict[str, Any]
     sample_sheet: str | None = None
     notify: str | None = None
+    next_step: NextSpec | None = None
 
 
 def _text(options: Mapping[str, Any], key: str, findings: Findings) -> str | None:
@@ -96,8 +106,16 @@ def read_courier_options(options: Mapping[str, Any], findings: Findings) -> Cour
             "(the end messages of a batch's runs: its digest, one per run, or both)"
         )
         notify = None
+    next_step: NextSpec | None = None
+    if OPTION_NEXT in options:
+        spec = NextSpec.read(options[OPTION_NEXT])
+        if isinstance(spec, NextSpec):
+            next_step = spec
+        else:
+            for problem in spec:
+                findings.refuse(f"{OPTIONS_NAME}: {OPTION_NEXT}: {shown(problem, 400)}")
     rest = {key: value for key, value in options.items() if not key.startswith("courier_")}
-    return CourierOptions(main_wdl, slack_channel, project, rest, sample_sheet, notify)
+    return CourierOptions(main_wdl, slack_channel, project, rest, sample_sheet, notify, next_step)
 
 
 def finish_options(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from courier.conventions import OPTION_MAIN_WDL, requested_workflow_id
 from courier.errors import RunRejected
+from courier.pipeline import NextSpec
 from submit.folder import (
     LABELS_NAME,
     OPTIONS_NAME,
@@ -28,6 +29,7 @@ from submit.folder import (
 )
 from submit.jsonfile import read_json_object
 from submit.labels import RESERVED_LABELS, check_user_labels, courier_labels, merge_labels
+from submit.next_step import check_references
 from submit.options import CourierOptions, finish_options, read_courier_options
 
 if TYPE_CHECKING:
@@ -62,6 +64,10 @@ class SubmissionPlan:
     s3_uris: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     routing: Mapping[str, str] = field(default=_EMPTY_MAPPING)
+    #: `courier_next` of options.json, checked against this workflow (`submit.next_step`).
+    next_step: NextSpec | None = None
+    #: The run's place in a pipeline, as the run item keeps it (`courier.models.RunRecord.pipeline`).
+    pipeline: Mapping[str, Any] = field(default=_EMPTY_MAPPING)
 
     @property
     def label_map(self) -> Mapping[str, str]:
@@ -187,6 +193,8 @@ def plan_submission(
     checked = CheckedInputs(s3_uris=(), total_s3_uris=0)
     if package is not None and inputs is not None:
         checked = check_inputs(folder.inputs_name, inputs[0], package.workflow, findings)
+    if package is not None and courier.next_step is not None:
+        check_references(courier.next_step, package.workflow, findings, folder=folder.prefix)
 
     user_labels = check_user_labels(
         LABELS_NAME,
@@ -251,6 +259,7 @@ def plan_submission(
         s3_uris=s3_uris,
         warnings=tuple(findings.warnings),
         routing=MappingProxyType(routing),
+        next_step=courier.next_step,
     )
 
 
@@ -264,7 +273,10 @@ def analyse_folder(
     files, oversized = _check_folder(folder, limits, findings)
     courier = read_courier_options(_read_optional(OPTIONS_NAME, files, findings) or {}, findings)
     common = _read_optional(folder.inputs_name, files, findings)
-    return _analyse_wdl(files, oversized, folder.inputs_name, courier, findings), courier, common
+    package = _analyse_wdl(files, oversized, folder.inputs_name, courier, findings)
+    if package is not None and courier.next_step is not None:
+        check_references(courier.next_step, package.workflow, findings, folder=folder.prefix)
+    return package, courier, common
 
 
 def _analyse_wdl(

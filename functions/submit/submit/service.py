@@ -22,6 +22,7 @@ from courier.errors import CromwellAuthError, CromwellBadRequest, CromwellUnavai
 from courier.ledger.records import parse_time
 from courier.models import RunRecord, RunStatus
 from submit.folder import path_problem, shown
+from submit.next_step import PipelinePlace, labels_with
 from submit.plan import Limits, RunFolder, SubmissionPlan, plan_submission
 from submit.receipt import Receipt
 from submit.upload import Upload
@@ -107,9 +108,11 @@ class SubmitService:
         monotonic: Callable[[], float] = time.monotonic,
         member: Membership | None = None,
         folder_batches: FolderBatcher | None = None,
+        pipeline: PipelinePlace | None = None,
     ) -> None:
         self.folders = folders
         self.folder_batches = folder_batches
+        self.pipeline = pipeline
         self.cromwell = cromwell
         self.member = member
         self.ledger = ledger
@@ -159,6 +162,8 @@ class SubmitService:
         problem = path_problem(upload.key)
         if problem is not None:
             raise RunRejected([f"the inputs file's key '{shown(upload.key)}' {problem}; rename it"])
+        lineage = self.pipeline.lineage(upload.bucket, upload.key) if self.pipeline else None
+        rerun_of = self.member.rerun_of if self.member else None
         deadline = self.monotonic() + self.options.wdl_wait_seconds
         while True:
             folder = self.folders.read_folder(upload, self.limits)
@@ -171,10 +176,8 @@ class SubmitService:
                     sequencer=upload.sequencer,
                     limits=self.limits,
                     callback_uri=self.options.callback_uri,
-                    extra_options=RERUN_OPTIONS if self.member and self.member.rerun_of else None,
-                    extra_labels={LABEL_RERUN_OF: self.member.rerun_of}
-                    if self.member and self.member.rerun_of
-                    else None,
+                    extra_options=RERUN_OPTIONS if rerun_of else None,
+                    extra_labels=labels_with({LABEL_RERUN_OF: rerun_of} if rerun_of else None, lineage),
                 )
             except RunRejected as refused:
                 if not _waiting_for_files(refused) or self.monotonic() >= deadline:
@@ -187,6 +190,8 @@ class SubmitService:
                 self.sleep(self.options.poll_seconds)
                 continue
             break
+        if self.pipeline is not None:
+            plan = self.pipeline.place(plan, lineage, folder=upload.folder, in_batch=self.member is not None)
         if self.options.check_s3_inputs and plan.s3_uris:
             problems = self.objects.missing(plan.s3_uris)
             if problems:
@@ -249,6 +254,7 @@ class SubmitService:
             reasons=tuple(reasons),
             batch_id=self.member.batch_id if self.member else None,
             sample=self.member.sample if self.member else None,
+            pipeline=dict(plan.pipeline) if plan else {},
         )
 
     def _reject(

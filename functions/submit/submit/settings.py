@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from courier.pipeline import DEFAULT_MAX_CHAIN_DEPTH
 from courier.settings import BaseSettings
 
 
@@ -31,6 +32,13 @@ class SubmitSettings(BaseSettings):
     )
     callback_url: str = Field(default="", alias="CALLBACK_URL", pattern=r"^$|^https?://")
     callback_token_secret: str = Field(default="", alias="CALLBACK_TOKEN_SECRET")
+    max_chain_depth: int = Field(
+        default=DEFAULT_MAX_CHAIN_DEPTH,
+        alias="MAX_CHAIN_DEPTH",
+        ge=1,
+        le=50,
+        description="the most steps a pipeline of runs (courier_next) may have",
+    )
     cromwell_max_attempts: int = Field(default=4, alias="CROMWELL_MAX_ATTEMPTS", ge=1, le=10)
     cromwell_auth_secret: str = Field(
         default="",

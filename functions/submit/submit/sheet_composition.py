@@ -50,6 +50,7 @@ def member_services(
             sleep=base.sleep,
             monotonic=base.monotonic,
             member=member,
+            pipeline=base.pipeline,
         )
 
     return make_service

@@ -26,6 +26,9 @@ LABEL_INPUTS_KEY = "courier-inputs-key"
 LABEL_SOURCE_BUCKET = "courier-bucket"
 LABEL_PROJECT = "project"
 LABEL_SLACK_CHANNEL = "courier-slack-channel"
+#: On a next run of a pipeline (docs/pipelines.md): the run it was built from, or the batch.
+LABEL_PARENT = "courier-parent"
+LABEL_PARENT_BATCH = "courier-parent-batch"
 #: The file that asks for a re-run of a batch's failures (or of one run), dropped in the runs bucket.
 RERUN_NAME = "rerun.json"
 
@@ -47,6 +50,8 @@ OPTION_MAIN_WDL = "courier_main_wdl"
 OPTION_SLACK_CHANNEL = "courier_slack_channel"
 OPTION_PROJECT = "courier_project"
 OPTION_SAMPLE_SHEET = "courier_sample_sheet"
+#: The next step of a pipeline: its folder, when it starts, how its inputs are built (courier.pipeline).
+OPTION_NEXT = "courier_next"
 #: Which end messages the runs of a batch send: the batch's digest, one per run, or both.
 OPTION_NOTIFY = "courier_notify"
 NOTIFY_DIGEST = "digest"
@@ -79,6 +84,15 @@ def sheet_row_key(sheet_key: str, line: int) -> str:
     """The key one row of a sample sheet stands for: its run's `inputs_key` in the ledger, and
     (with the sheet's version) what its workflow id is derived from, as an inputs file's is."""
     return f"{sheet_key}:line-{line}"
+
+
+_ROW_KEY_RE = re.compile(r":line-(?P<line>\d+)$")
+
+
+def sheet_row_line(inputs_key: str | None) -> int | None:
+    """The sheet line a run's `inputs_key` stands for (`sheet_row_key`), or None."""
+    match = _ROW_KEY_RE.search(inputs_key or "")
+    return int(match.group("line")) if match else None
 
 
 def script_prefix(workflow_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class RunStatus(StrEnum):
@@ -126,3 +127,6 @@ class RunRecord:
     #: The batch the run belongs to (a sample sheet's id), and its sample's name in that batch.
     batch_id: str | None = None
     sample: str | None = None
+    #: The run's place in a pipeline (`courier.pipeline`): `next`, `next_inputs`, `chain`,
+    #: `parents`, `parent_batch`, kept on the run item as they are.
+    pipeline: Mapping[str, Any] = field(default_factory=dict)

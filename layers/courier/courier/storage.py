@@ -45,6 +45,9 @@ class FolderListing:
     truncated: bool = False
 
 
+_CREATED_ALREADY = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
 def _missing(exc: ClientError) -> bool:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     return code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchBucket")
@@ -111,3 +114,18 @@ class ObjectStore:
 
     def put_text(self, bucket: str, key: str, text: str, *, content_type: str) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
+
+    def put_text_once(self, bucket: str, key: str, text: str, *, content_type: str) -> str | None:
+        """Create the object only if no object has its key (`If-None-Match: *`): its version id
+        ("" in an unversioned bucket), or None when it is there already. A second call never
+        makes a second version, so an event derived from the upload is never raised twice."""
+        try:
+            answer = self.client.put_object(
+                Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            # 412: there already; 409: a concurrent conditional write of the same key won
+            if str(exc.response.get("Error", {}).get("Code")) in _CREATED_ALREADY:
+                return None
+            raise
+        return str(answer.get("VersionId") or "")

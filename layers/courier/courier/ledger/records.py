@@ -11,6 +11,7 @@ hand, becomes None rather than an exception, because a message about a run must 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,16 @@ def as_str(value: Any) -> str | None:
 
 def as_map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def json_map(value: Any) -> Mapping[str, Any]:
+    """A JSON object kept as text (so that nulls and numbers come back as they were), else {}."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return as_map(value)
 
 
 def as_str_map(value: Any) -> dict[str, str]:
@@ -432,6 +443,16 @@ class RunView:
     slack_thread_ts: str | None = None
     batch_id: str | None = None
     sample: str | None = None
+    outputs_left_out: int = 0
+    #: A pipeline (`courier.pipeline`): the run's `courier_next` as submit read it, the parent
+    #: inputs it references, the run folders of its chain (root first, its own last), the runs
+    #: (or batch) its inputs were built from, and what its end did about the next step.
+    next_spec: Mapping[str, Any] = field(default_factory=dict)
+    next_inputs: Mapping[str, Any] = field(default_factory=dict)
+    chain: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    parent_batch: str | None = None
+    next_step: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any], workflow_id: str | None = None) -> Self:
@@ -481,6 +502,13 @@ class RunView:
             slack_thread_ts=as_str(item.get("slack_thread_ts")),
             batch_id=as_str(item.get("batch_id")),
             sample=as_str(item.get("sample")),
+            outputs_left_out=as_int(item.get("outputs_left_out")) or 0,
+            next_spec=json_map(item.get("next")),
+            next_inputs=json_map(item.get("next_inputs")),
+            chain=_reasons(item.get("chain")),
+            parents=_reasons(item.get("parents")),
+            parent_batch=as_str(item.get("parent_batch")),
+            next_step=as_map(item.get("next_step")),
         )
 
     @property
@@ -898,6 +926,8 @@ class BatchView:
     #: closes; `expected` is set to `assigned` when it has closed.
     assigned: int = 0
     window_closes_at: datetime | None = None
+    #: What the batch's end did about its pipeline's next step (`courier.pipeline.NextStep`).
+    next_step: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any], batch_id: str | None = None) -> Self:
@@ -929,6 +959,7 @@ class BatchView:
             slack_thread_ts=as_str(item.get("slack_thread_ts")),
             assigned=as_int(item.get("assigned")) or 0,
             window_closes_at=parse_time(item.get("window_closes_at")),
+            next_step=as_map(item.get("next_step")),
         )
 
     @property

@@ -163,6 +163,7 @@ class RunLedger:
             "sample": run.sample,
             "submitted_at": iso(now),
             "updated_at": iso(now),
+            **{key: value for key, value in run.pipeline.items() if value},
         }
         if status.terminal:
             item["ended_at"] = iso(now)
@@ -245,6 +246,7 @@ class RunLedger:
             "batch_id": run.batch_id,
             "sample": run.sample,
             "submitted_at": iso(now),
+            **{key: value for key, value in run.pipeline.items() if value},
         }
         present = {k: v for k, v in fields.items() if v is not None}
         names = {f"#f{i}": k for i, k in enumerate(present)}
