@@ -5,7 +5,7 @@ run's own end left to the digest unless options.json asks, one digest per channe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from courier.ledger.records import (
 )
 from courier.ledger.schema import BATCH_KIND_FOLDER, BATCH_KIND_RERUN, BATCH_KIND_SHEET, event_sk
 from courier.models import NotificationKind, RunStatus
+from courier.pipeline import NextStep
 from notify.batch_delivery import BatchDigests
 from notify.batch_outputs import cell, outputs_tsv, write_outputs
 from notify.delivery import Notifier, NotifyOptions
@@ -394,6 +395,36 @@ def test_a_folder_window_of_one_run_sends_nothing_more_when_the_run_told_its_end
         assert outcome.sent == []
         assert outcome.reason == "a folder window of one run: its own messages told its end"
         assert emails.messages == []
+
+
+@dataclass
+class FakePipeline:
+    """Starts a `when: batch` next step for any batch it is given (`notify.pipeline.NextSteps`)."""
+
+    batches: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def after_run(self, run: RunView) -> NextStep | None:
+        return None
+
+    def after_batch(self, batch: BatchView, runs: Sequence[RunView], left_out: int = 0) -> NextStep | None:
+        self.batches.append((batch.batch_id, [r.workflow_id for r in runs]))
+        return NextStep("lab-runs", f"runs/joint/from-{batch.batch_id}.inputs.json", started=True)
+
+
+def test_a_folder_window_of_one_run_still_starts_its_batch_mode_next_step() -> None:
+    """Told as its run's own end (no digest), a window of one is still a batch of one: a
+    `when: batch` next step starts from its run, and the message says so when it is still to go."""
+    for per_run in (False, True):
+        emails, pipeline = Emails(), FakePipeline()
+        n = folder_notifier(*lone_window(per_run=per_run), emails)
+        n.pipeline = pipeline
+        n.deliver(window_ended())
+        assert pipeline.batches == [(BATCH, [wf(0)])]
+        if not per_run:  # the run's own end message goes out now, and names the next step
+            (message,) = emails.messages
+            assert f"runs/joint/from-{BATCH}.inputs.json" in message.body
+        else:
+            assert emails.messages == []
 
 
 def test_a_folder_window_of_two_runs_is_a_digest_named_by_its_runs_with_its_own_outputs_table() -> None:

@@ -156,7 +156,7 @@ class Notifier:
             outcome.reason = "already delivered"
             return outcome
 
-        summary = self._with_next(self._with_report(self._build(event)))
+        summary = self._summary(event)
         now = self.clock()
         held = self._held_back(event, summary, now)
         if held:
@@ -194,6 +194,15 @@ class Notifier:
             raise DeliveryIncomplete(event_sk, errors, outcome.sent)
         return outcome
 
+    def _summary(self, event: OutboxEvent) -> RunSummary | BatchDigest:
+        """The message's content, after what the event's end writes and starts (report, next step)."""
+        summary = self._with_next(self._with_report(self._build(event)))
+        if isinstance(summary, RunSummary) and summary.next_step is None:
+            lone_step = self._lone_next(event)
+            if lone_step is not None:
+                summary = replace(summary, next_step=lone_step)
+        return summary
+
     def _with_report(self, summary: RunSummary | BatchDigest) -> RunSummary | BatchDigest:
         """At the end of a run: its report and receipt written beside its inputs file, and the link."""
         if not isinstance(summary, RunSummary) or not summary.ended or self.artifacts is None:
@@ -206,7 +215,20 @@ class Notifier:
         reason = self._skip_reason(event)
         if reason and (self.artifacts is not None or self.pipeline is not None) and left_to_digest(event):
             self._with_next(self._with_report(self.summaries.build(event)))
+        elif reason and event.kind is NotificationKind.BATCH_ENDED:
+            self._lone_next(event)
         return reason
+
+    def _lone_next(self, event: OutboxEvent) -> NextStep | None:
+        """The end of a folder window that took one inputs file is told as its run's end, not by a
+        digest; a `when: batch` next step still starts, from that one run."""
+        if self.pipeline is None or self.digests is None or event.kind is not NotificationKind.BATCH_ENDED:
+            return None
+        if self.digests.lone(event) is None:
+            return None
+        digest = self.digests.builder.build(event)
+        runs = [line.run for line in digest.samples if line.run is not None]
+        return self.pipeline.after_batch(digest.batch, runs, digest.left_out)
 
     def _with_next(self, summary: RunSummary | BatchDigest) -> RunSummary | BatchDigest:
         """At the end of a run (`when: run`) or a batch (`when: batch`): its pipeline's next step
