@@ -171,7 +171,7 @@ def test_every_makefile_build_has_its_target_for_the_functions_architecture() ->
         for name, resource in template["Resources"].items()
         if (resource.get("Metadata") or {}).get("BuildMethod") == "makefile"
     }
-    assert set(built) == {"SubmitFunction", "TracingLayer"}
+    assert set(built) == {"SubmitFunction", "SheetRowsFunction", "TracingLayer"}
     for name, resource in built.items():
         assert resource["Metadata"]["ContextPath"] == "packaging", name
         assert re.search(rf"^build-{name}:", makefile, flags=re.M), name
