@@ -89,8 +89,18 @@ def test_the_batch_events_function_needs_no_cromwell_and_loads_neither_requests_
     ("function", "module", "absent"),
     [
         ("notify", "notify.handler", ("asyncio", "aws_lambda_powertools.utilities.batch", "slack_sdk")),
-        ("submit", "submit.handler", ("requests", "courier.cromwell", "WDL")),
-        ("submit", "submit.rows", ("requests", "courier.cromwell", "WDL")),
+        ("monitor", "monitor.callback", ("monitor.event_models", "asyncio")),
+        ("monitor", "monitor.schedule", ("monitor.event_models", "asyncio")),
+        (
+            "submit",
+            "submit.handler",
+            ("requests", "courier.cromwell", "WDL", "submit.sheet_service", "submit.rerun"),
+        ),
+        (
+            "submit",
+            "submit.rows",
+            ("requests", "courier.cromwell", "WDL", "aws_lambda_powertools.utilities.data_classes"),
+        ),
     ],
 )
 def test_a_handler_module_leaves_out_at_import_what_only_some_paths_use(

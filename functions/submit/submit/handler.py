@@ -8,7 +8,7 @@ clients built), or passed in by tests and the local stack through `service=`.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -17,18 +17,33 @@ from courier.conventions import RERUN_NAME, requested_workflow_id
 from courier.errors import CromwellUnavailable, InvalidEvent
 from courier.observability import logger, metrics, tracer
 from submit.composition import compose
-from submit.rerun import RerunService
 from submit.service import SubmitService
-from submit.sheet_composition import default_rerun_service, default_sheet_service
 from submit.sheet_entry import sheet_upload
-from submit.sheet_service import SheetService
 from submit.upload import Upload, is_inputs_file, parse_upload
+
+if TYPE_CHECKING:
+    from submit.rerun import RerunService
+    from submit.sheet_service import SheetService
 
 
 @cache
 def default_service() -> SubmitService:
     """The service of this container, put together at its first invocation."""
     return compose()
+
+
+def default_sheet_service() -> SheetService:
+    """The sheets' service, loaded by the first sheet upload (most uploads are inputs files)."""
+    from submit.sheet_composition import default_sheet_service as sheets  # noqa: PLC0415
+
+    return sheets()
+
+
+def default_rerun_service() -> RerunService:
+    """The re-runs' service, loaded by the first `rerun.json`."""
+    from submit.sheet_composition import default_rerun_service as reruns  # noqa: PLC0415
+
+    return reruns()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,7 +2,8 @@
 
 Thin on purpose: parse the SQS batch, call `RowService.handle`, report the rows to try again
 (`batchItemFailures`: Cromwell was unreachable; they come back after a growing delay and, after
-the queue's maxReceiveCount, wait on its dead-letter queue for `make replay`).
+the queue's maxReceiveCount, wait on its dead-letter queue for `make replay`). The SQS records are
+read as the plain mappings Lambda passes (Powertools' data classes cost a cold start each).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from courier.observability import logger, metrics, tracer
@@ -31,14 +31,12 @@ def lambda_handler(
     service = service or default_row_service()
     messages = [
         RowMessage(
-            message_id=record.message_id,
-            receipt_handle=record.receipt_handle,
-            body=record.body,
-            receive_count=_receive_count(
-                (record.raw_event.get("attributes") or {}).get("ApproximateReceiveCount")
-            ),
+            message_id=str(record.get("messageId") or ""),
+            receipt_handle=str(record.get("receiptHandle") or ""),
+            body=str(record.get("body") or ""),
+            receive_count=_receive_count((record.get("attributes") or {}).get("ApproximateReceiveCount")),
         )
-        for record in SQSEvent(event).records
+        for record in event.get("Records") or []
     ]
     result = service.handle(messages)
     for status in set(result.outcomes.values()):

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from courier.conventions import ROWS_RECEIPT_SUFFIX, SAMPLE_SHEET_SUFFIXES
 from courier.observability import logger, metrics
-from submit.sheet_service import SheetService
 from submit.upload import INPUTS_NAME, Upload
+
+if TYPE_CHECKING:
+    from submit.sheet_service import SheetService
 
 
 def may_be_sheet(key: str) -> bool:

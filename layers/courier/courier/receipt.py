@@ -64,7 +64,7 @@ def refusal_message(count: int) -> str:
 class Receipt(BaseModel):
     """What happened to one inputs file; see the module docstring for each field."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: int = SCHEMA_VERSION
     status: ReceiptStatus
