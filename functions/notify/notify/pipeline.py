@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
-from courier.conventions import requested_workflow_id, sheet_row_line
+from courier.conventions import receipt_key, requested_workflow_id, sheet_row_line
 from courier.ledger.records import BatchView, RunView
 from courier.ledger.schema import BATCH_KIND_RERUN
 from courier.models import RunStatus
@@ -39,7 +39,6 @@ from courier.pipeline import (
 from courier.receipt import Receipt
 
 JSON: Final = "application/json; charset=utf-8"
-RECEIPT_SUFFIX: Final = ".receipt.json"
 
 
 class PipelineBook(Protocol):
@@ -192,7 +191,7 @@ class NextSteps:
             reasons=[f"the next step was not started: {reason}" for reason in refusal.reasons],
             at=self.clock(),
         )
-        self.objects.put_text_once(bucket, key + RECEIPT_SUFFIX, receipt.to_json(), content_type=JSON)
+        self.objects.put_text_once(bucket, receipt_key(key), receipt.to_json(), content_type=JSON)
         logger.info("next step of the pipeline refused", extra={"bucket": bucket, "key": key})
 
 
